@@ -1,0 +1,577 @@
+/* dispatch.c - request routing and the execute flow (see dispatch.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "dispatch.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+#include "executions.h"
+#include "log.h"
+#include "records.h"
+#include "sx/sx_util.h"
+
+#define SX_ID_MAX 253
+
+const char *sx_status_name(sx_status s)
+{
+    switch (s) {
+    case SX_STATUS_SUCCEEDED: return "succeeded";
+    case SX_STATUS_FAILED: return "failed";
+    case SX_STATUS_TIMED_OUT: return "timed_out";
+    case SX_STATUS_CANCELLED: return "cancelled";
+    case SX_STATUS_PENDING_APPROVAL: return "pending_approval";
+    case SX_STATUS_DENIED: return "denied";
+    case SX_STATUS_EXPIRED: return "expired";
+    case SX_STATUS_REJECTED: return "rejected";
+    case SX_STATUS_ERROR: return "error";
+    }
+    return "error";
+}
+
+const char *sx_termination_name(sx_termination t)
+{
+    switch (t) {
+    case SX_TERM_NONE: return "none";
+    case SX_TERM_EXITED: return "exited";
+    case SX_TERM_SIGNALED: return "signaled";
+    case SX_TERM_OOM_KILLED: return "oom_killed";
+    case SX_TERM_TIMED_OUT: return "timed_out";
+    case SX_TERM_CANCELLED: return "cancelled";
+    case SX_TERM_LOST: return "lost";
+    }
+    return "lost";
+}
+
+/* A parsed request's common fields (borrowed from the cJSON tree). */
+typedef struct sx_req {
+    cJSON *json;
+    const char *op;
+    const char *execution_id;
+    const char *step_name;
+    const char *runbook_id;
+    const char *type;
+    const char *user;
+    const char *groups[64];
+    size_t n_groups;
+    int approval_required;
+    const cJSON *with;
+} sx_req;
+
+static char *print_and_free(cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static cJSON *reply_new(const char *status, const sx_req *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", status);
+    if (r && r->execution_id)
+        cJSON_AddStringToObject(o, "execution_id", r->execution_id);
+    if (r && r->step_name)
+        cJSON_AddStringToObject(o, "step_name", r->step_name);
+    return o;
+}
+
+static void add_error(cJSON *o, const char *code, const char *message)
+{
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", message);
+}
+
+static char *error_reply(const sx_req *r, sx_status status, const char *code, const char *fmt, ...)
+    SX_PRINTF(4, 5);
+static char *error_reply(const sx_req *r, sx_status status, const char *code, const char *fmt, ...)
+{
+    char msg[SX_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = reply_new(sx_status_name(status), r);
+    add_error(o, code, msg);
+    return print_and_free(o);
+}
+
+static int valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > SX_ID_MAX)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Parse the envelope.  Returns NULL on success, else an error reply. */
+static char *parse_request(sx_req *r, const char *msg, size_t len)
+{
+    memset(r, 0, sizeof *r);
+    r->json = cJSON_ParseWithLength(msg, len);
+    if (r->json == NULL)
+        return error_reply(NULL, SX_STATUS_REJECTED, "invalid_request",
+                           "request is not valid JSON (error near byte %ld)",
+                           cJSON_GetErrorPtr() ? (long)(cJSON_GetErrorPtr() - msg) : -1L);
+    if (!cJSON_IsObject(r->json))
+        return error_reply(NULL, SX_STATUS_REJECTED, "invalid_request",
+                           "request must be a JSON object");
+    static const char *const known[] = {"op", "execution_id", "step_name", "runbook_id", "type",
+                                        "caller", "approval_required", "approvers", "with", NULL};
+    for (const cJSON *it = r->json->child; it; it = it->next) {
+        int ok = 0;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp(*k, it->string) == 0;
+        if (!ok)
+            return error_reply(NULL, SX_STATUS_REJECTED, "invalid_request",
+                               "unknown field '%s'; known fields: op, execution_id, step_name, "
+                               "runbook_id, type, caller, approval_required, approvers, with",
+                               it->string);
+    }
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(r->json, "op");
+    if (!cJSON_IsString(op))
+        return error_reply(NULL, SX_STATUS_REJECTED, "invalid_request",
+                           "field 'op' is required and must be a string");
+    r->op = op->valuestring;
+    struct { const char *name; const char **dst; } strs[] = {
+        {"execution_id", &r->execution_id}, {"step_name", &r->step_name},
+        {"runbook_id", &r->runbook_id}, {"type", &r->type}};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->json, strs[i].name);
+        if (v == NULL || cJSON_IsNull(v))
+            continue;
+        if (!cJSON_IsString(v) || !valid_id(v->valuestring))
+            return error_reply(NULL, SX_STATUS_REJECTED, "invalid_request",
+                               "field '%s' must be a non-empty string of at most %d printable "
+                               "characters", strs[i].name, SX_ID_MAX);
+        *strs[i].dst = v->valuestring;
+    }
+    const cJSON *caller = cJSON_GetObjectItemCaseSensitive(r->json, "caller");
+    if (caller && !cJSON_IsNull(caller)) {
+        if (!cJSON_IsObject(caller))
+            return error_reply(r, SX_STATUS_REJECTED, "invalid_request", "field 'caller' must be an object");
+        for (const cJSON *it = caller->child; it; it = it->next) {
+            if (strcmp(it->string, "user") == 0) {
+                if (!cJSON_IsString(it) || !valid_id(it->valuestring))
+                    return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
+                                       "caller.user must be a non-empty string");
+                r->user = it->valuestring;
+            } else if (strcmp(it->string, "groups") == 0) {
+                if (!cJSON_IsArray(it))
+                    return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
+                                       "caller.groups must be an array of strings");
+                for (const cJSON *g = it->child; g; g = g->next) {
+                    if (!cJSON_IsString(g) || r->n_groups == 64)
+                        return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
+                                           "caller.groups must be at most 64 strings");
+                    r->groups[r->n_groups++] = g->valuestring;
+                }
+            } else if (strcmp(it->string, "token") != 0) {
+                return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
+                                   "unknown field 'caller.%s'; known: user, groups, token",
+                                   it->string);
+            }
+        }
+    }
+    const cJSON *ar = cJSON_GetObjectItemCaseSensitive(r->json, "approval_required");
+    if (ar && !cJSON_IsBool(ar))
+        return error_reply(r, SX_STATUS_REJECTED, "invalid_request", "approval_required must be a boolean");
+    r->approval_required = cJSON_IsTrue(ar);
+    const cJSON *approvers = cJSON_GetObjectItemCaseSensitive(r->json, "approvers");
+    if (approvers) {
+        int ok = cJSON_IsArray(approvers);
+        for (const cJSON *a = ok ? approvers->child : NULL; a; a = a->next)
+            ok = ok && cJSON_IsString(a);
+        if (!ok)
+            return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
+                               "approvers must be an array of group names");
+    }
+    r->with = cJSON_GetObjectItemCaseSensitive(r->json, "with");
+    if (r->with && !cJSON_IsObject(r->with))
+        return error_reply(r, SX_STATUS_REJECTED, "invalid_request", "field 'with' must be an object");
+    if (r->with) {
+        const cJSON *war = cJSON_GetObjectItemCaseSensitive(r->with, "approval_required");
+        if (war && !cJSON_IsBool(war))
+            return error_reply(r, SX_STATUS_REJECTED, "invalid_parameter",
+                               "with.approval_required must be a boolean");
+        if (cJSON_IsTrue(war))
+            r->approval_required = 1;
+    }
+    return NULL;
+}
+
+static char *need_ids(const sx_req *r)
+{
+    if (r->execution_id == NULL || r->step_name == NULL)
+        return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
+                           "op '%s' needs 'execution_id' and 'step_name'", r->op);
+    return NULL;
+}
+
+static char *need_step_type(sx_host *host, const sx_req *r, struct sx_plugin_ctx **out)
+{
+    if (r->type == NULL)
+        return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
+                           "op '%s' needs 'type' (e.g. \"script.run\")", r->op);
+    *out = sx_host_step_type(host, r->type);
+    if (*out == NULL)
+        return error_reply(r, SX_STATUS_REJECTED, "unknown_step_type",
+                           "no loaded plugin handles step type '%s'", r->type);
+    return NULL;
+}
+
+static void fill_step_request(const sx_req *r, sx_step_request *sr, char **with_json)
+{
+    memset(sr, 0, sizeof *sr);
+    sr->struct_size = sizeof *sr;
+    sr->execution_id = r->execution_id;
+    sr->step_name = r->step_name;
+    sr->runbook_id = r->runbook_id;
+    sr->type = r->type;
+    sr->user = r->user;
+    sr->groups = r->groups;
+    sr->n_groups = r->n_groups;
+    *with_json = r->with ? cJSON_PrintUnformatted(r->with) : strdup("{}");
+    sr->with_json = *with_json ? *with_json : "{}";
+}
+
+/* Copy the reply's output fields the audit trail keeps into `rec`. */
+static void finished_fields(cJSON *rec, const cJSON *output)
+{
+    static const char *const keep[] = {"exit_code", "duration_seconds", "script_hash",
+                                       "resource_usage", "termination", "executor", "backend",
+                                       "job_name", "pod_name", "stdout", "stderr",
+                                       "stdout_truncated", "stderr_truncated", NULL};
+    for (const char *const *k = keep; *k; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(output, *k);
+        if (v == NULL)
+            continue;
+        cJSON_DeleteItemFromObjectCaseSensitive(rec, *k);
+        cJSON_AddItemToObject(rec, *k, cJSON_Duplicate(v, 1));
+    }
+}
+
+/* Audit a request refused before it became an execution ("every request is
+ * audited"), then hand back the reply.  An audit failure here can only be
+ * logged: nothing ran. */
+static char *audit_refusal(sx_host *host, const sx_req *r, char *reply)
+{
+    cJSON *parsed = reply ? cJSON_Parse(reply) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(parsed, "error");
+    cJSON *rec = sx_record_new_ids("request.rejected", "request_rejected", r ? r->execution_id : NULL,
+                                   r ? r->step_name : NULL, r ? r->runbook_id : NULL,
+                                   r ? r->user : NULL);
+    if (r && r->op)
+        cJSON_AddStringToObject(rec, "op", r->op);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(parsed, "status");
+    if (cJSON_IsString(st))
+        cJSON_AddStringToObject(rec, "status", st->valuestring);
+    if (e)
+        cJSON_AddItemToObject(rec, "error", cJSON_Duplicate(e, 1));
+    cJSON_Delete(parsed);
+    sx_error err = {{0}, {0}};
+    if (sx_record_commit(host, "request.rejected", rec, &err) != 0)
+        sx_log(SX_LOG_ERROR, "audit", "could not audit a refused request: %s", err.message);
+    return reply;
+}
+
+static char *op_execute(sx_host *host, const sx_req *r)
+{
+    char *bad = need_ids(r);
+    struct sx_plugin_ctx *step = NULL;
+    if (bad == NULL)
+        bad = need_step_type(host, r, &step);
+    if (bad)
+        return audit_refusal(host, r, bad);
+    if (r->approval_required)
+        return audit_refusal(host, r, error_reply(r, SX_STATUS_REJECTED, "approval_unavailable",
+                           "step '%s' requires approval but no approval plugin is loaded: "
+                           "it will not run unapproved", r->step_name));
+    if (!atomic_load(&host->accepting))
+        return audit_refusal(host, r, error_reply(r, SX_STATUS_ERROR, "shutting_down",
+                           "the script executor is shutting down; retry on another instance"));
+
+    sx_error err = {{0}, {0}};
+    sx_exec *exec;
+    if (sx_exec_create(host, r->execution_id, r->step_name, r->runbook_id, r->user, &exec, &err) != 0)
+        return error_reply(r, SX_STATUS_ERROR, err.code, "%s", err.message);
+    char *stored = NULL;
+    switch (sx_executions_begin(host->executions, r->execution_id, r->step_name, exec, &stored)) {
+    case SX_BEGIN_DONE:
+        sx_exec_destroy(exec);
+        return stored;
+    case SX_BEGIN_BUSY:
+        sx_exec_destroy(exec);
+        return audit_refusal(host, r, error_reply(r, SX_STATUS_ERROR, "busy",
+                           "%lld executions are already in flight (server.max_concurrent); retry later",
+                           (long long)host->settings.max_concurrent));
+    case SX_BEGIN_CLOSED:
+        sx_exec_destroy(exec);
+        return audit_refusal(host, r, error_reply(r, SX_STATUS_ERROR, "shutting_down",
+                           "the script executor is shutting down; retry on another instance"));
+    case SX_BEGIN_NEW:
+        break;
+    }
+
+    /* accepted: durable before anything else happens */
+    cJSON *rec = sx_record_new(exec, "exec.accepted", "execution_accepted");
+    cJSON_AddStringToObject(rec, "type", r->type);
+    cJSON *groups = cJSON_AddArrayToObject(rec, "groups");
+    for (size_t i = 0; i < r->n_groups; i++)
+        cJSON_AddItemToArray(groups, cJSON_CreateString(r->groups[i]));
+    if (sx_record_commit(host, "exec.accepted", rec, &err) != 0) {
+        sx_executions_abandon(host->executions, r->execution_id, r->step_name);
+        sx_exec_destroy(exec);
+        return error_reply(r, SX_STATUS_ERROR, "audit_unavailable", "%s", err.message);
+    }
+
+    sx_step_request sr;
+    char *with_json;
+    fill_step_request(r, &sr, &with_json);
+    sx_step_reply reply = {.struct_size = sizeof reply};
+    const sx_step_ops *ops = step->desc->ops;
+    ops->execute(step->state, &sr, exec, &reply);
+    free(with_json);
+    if (reply.status == 0) {
+        reply.status = SX_STATUS_ERROR;
+        sx_error_set(&reply.error, "internal_error", "step plugin %s returned no status",
+                     step->desc->name);
+    }
+
+    cJSON *out = reply_new(sx_status_name(reply.status), r);
+    cJSON *output = reply.output_json ? cJSON_Parse(reply.output_json) : NULL;
+    free(reply.output_json);
+    int ran = atomic_load(&exec->started);
+    if (ran) {
+        if (!cJSON_IsObject(output)) {
+            cJSON_Delete(output);
+            output = cJSON_CreateObject();
+        }
+        sx_exec_add_output(exec, output);
+    }
+    /* every non-success carries an error */
+    int has_error = reply.status != SX_STATUS_SUCCEEDED;
+    if (has_error && reply.error.code[0] == '\0')
+        sx_error_set(&reply.error, "internal_error", "step ended with status %s and no error",
+                     sx_status_name(reply.status));
+
+    /* finished / rejected: durable before the reply leaves */
+    const char *topic = ran ? "exec.finished" : "exec.rejected";
+    rec = sx_record_new(exec, topic, ran ? "execution_complete" : "execution_rejected");
+    cJSON_AddStringToObject(rec, "status", sx_status_name(reply.status));
+    cJSON *info = sx_exec_info_copy(exec);
+    sx_json_merge(rec, info);
+    cJSON_Delete(info);
+    if (output)
+        finished_fields(rec, output);
+    if (has_error) {
+        cJSON *e = cJSON_AddObjectToObject(rec, "error");
+        cJSON_AddStringToObject(e, "code", reply.error.code);
+        cJSON_AddStringToObject(e, "message", reply.error.message);
+    }
+    sx_error rerr = {{0}, {0}};
+    if (sx_record_commit(host, topic, rec, &rerr) != 0) {
+        cJSON_ReplaceItemInObjectCaseSensitive(out, "status", cJSON_CreateString("error"));
+        has_error = 1;
+        reply.error = rerr;
+    }
+    if (output)
+        cJSON_AddItemToObject(out, "output", output);
+    if (has_error)
+        add_error(out, reply.error.code, reply.error.message);
+    char *text = print_and_free(out);
+    sx_log_fields(SX_LOG_INFO, "host", NULL, "step %s/%s finished: %s%s%s", r->execution_id,
+                  r->step_name, sx_status_name(reply.status), has_error ? " " : "",
+                  has_error ? reply.error.code : "");
+    sx_executions_finish(host->executions, r->execution_id, r->step_name,
+                         text ? text : "{\"status\":\"error\"}");
+    sx_exec_destroy(exec);
+    return text;
+}
+
+static char *op_render(sx_host *host, const sx_req *r)
+{
+    struct sx_plugin_ctx *step = NULL;
+    char *bad = need_step_type(host, r, &step);
+    if (bad)
+        return bad;
+    sx_step_request sr;
+    char *with_json;
+    fill_step_request(r, &sr, &with_json);
+    if (sr.execution_id == NULL)
+        sr.execution_id = "render";
+    if (sr.step_name == NULL)
+        sr.step_name = "render";
+    sx_step_reply reply = {.struct_size = sizeof reply};
+    const sx_step_ops *ops = step->desc->ops;
+    ops->render(step->state, &sr, &reply);
+    free(with_json);
+    cJSON *out;
+    if (reply.status == SX_STATUS_SUCCEEDED) {
+        out = reply_new("ok", r);
+        cJSON *plan = reply.output_json ? cJSON_Parse(reply.output_json) : NULL;
+        cJSON_AddItemToObject(out, "render", plan ? plan : cJSON_CreateNull());
+    } else {
+        out = reply_new(sx_status_name(reply.status ? reply.status : SX_STATUS_ERROR), r);
+        add_error(out, reply.error.code[0] ? reply.error.code : "internal_error", reply.error.message);
+    }
+    free(reply.output_json);
+    return print_and_free(out);
+}
+
+static cJSON *parse_or_null(char *json)
+{
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    free(json);
+    return o ? o : cJSON_CreateNull();
+}
+
+static char *op_describe(sx_host *host)
+{
+    cJSON *out = reply_new("ok", NULL);
+    cJSON_AddStringToObject(out, "version", SX_HOST_VERSION);
+    cJSON *abi = cJSON_AddObjectToObject(out, "abi");
+    cJSON_AddNumberToObject(abi, "major", SX_ABI_MAJOR);
+    cJSON_AddNumberToObject(abi, "minor", SX_ABI_MINOR);
+    cJSON *steps = cJSON_AddArrayToObject(out, "step_types");
+    cJSON *plugins = cJSON_AddArrayToObject(out, "plugins");
+    for (size_t i = 0; i < host->n_plugins; i++) {
+        struct sx_plugin_ctx *p = host->plugins[i];
+        cJSON *pj = cJSON_CreateObject();
+        cJSON_AddStringToObject(pj, "name", p->desc->name);
+        cJSON_AddStringToObject(pj, "version", p->desc->version);
+        cJSON_AddStringToObject(pj, "kind", sx_plugin_kind_name(p->desc->kind));
+        cJSON_AddStringToObject(pj, "provides", p->desc->provides);
+        if (p->desc->description)
+            cJSON_AddStringToObject(pj, "description", p->desc->description);
+        char abistr[32];
+        snprintf(abistr, sizeof abistr, "%u.%u", p->desc->abi_major, p->desc->abi_minor);
+        cJSON_AddStringToObject(pj, "abi", abistr);
+        cJSON_AddStringToObject(pj, "path", p->path);
+        cJSON_AddItemToArray(plugins, pj);
+        if (p->desc->kind == SX_KIND_STEP_TYPE) {
+            const sx_step_ops *ops = p->desc->ops;
+            cJSON *sj = cJSON_CreateObject();
+            cJSON_AddStringToObject(sj, "type", p->desc->provides);
+            cJSON_AddStringToObject(sj, "plugin", p->desc->name);
+            cJSON_AddItemToObject(sj, "parameters", parse_or_null(ops->describe(p->state)));
+            cJSON_AddItemToArray(steps, sj);
+        }
+    }
+    cJSON *execs = cJSON_AddArrayToObject(out, "executors");
+    for (size_t i = 0; i < host->n_executors; i++) {
+        sx_executor *ex = &host->executors[i];
+        cJSON *ej = cJSON_CreateObject();
+        cJSON_AddStringToObject(ej, "name", ex->name);
+        cJSON_AddStringToObject(ej, "kind", ex->kind);
+        cJSON_AddStringToObject(ej, "plugin", ex->plugin->desc->name);
+        cJSON_AddBoolToObject(ej, "default", host->settings.default_executor &&
+                                                 strcmp(host->settings.default_executor, ex->name) == 0);
+        cJSON_AddNumberToObject(ej, "max_output_bytes", (double)ex->max_output_bytes);
+        cJSON *params = cJSON_AddArrayToObject(ej, "supported_params");
+        for (const char *const *sp = ex->ops->supported_params; sp && *sp; sp++)
+            cJSON_AddItemToArray(params, cJSON_CreateString(*sp));
+        cJSON_AddItemToObject(ej, "details", parse_or_null(ex->ops->describe(ex->instance)));
+        cJSON_AddItemToArray(execs, ej);
+    }
+    return print_and_free(out);
+}
+
+static char *op_health(sx_host *host)
+{
+    int accepting = atomic_load(&host->accepting);
+    cJSON *out = reply_new("ok", NULL);
+    cJSON_AddStringToObject(out, "health", accepting ? "serving" : "shutting_down");
+    cJSON_AddBoolToObject(out, "accepting", accepting);
+    cJSON_AddNumberToObject(out, "in_flight", (double)sx_executions_running(host->executions));
+    cJSON_AddNumberToObject(out, "max_concurrent", (double)host->settings.max_concurrent);
+    cJSON *plugins = cJSON_AddArrayToObject(out, "plugins");
+    for (size_t i = 0; i < host->n_plugins; i++) {
+        struct sx_plugin_ctx *p = host->plugins[i];
+        cJSON *pj = cJSON_CreateObject();
+        cJSON_AddStringToObject(pj, "name", p->desc->name);
+        cJSON_AddStringToObject(pj, "version", p->desc->version);
+        cJSON_AddStringToObject(pj, "state", p->initialized ? "ok" : "not_initialized");
+        cJSON_AddItemToArray(plugins, pj);
+    }
+    return print_and_free(out);
+}
+
+static char *op_status(sx_host *host, const sx_req *r)
+{
+    char *bad = need_ids(r);
+    if (bad)
+        return bad;
+    cJSON *st = sx_executions_status(host->executions, r->execution_id, r->step_name);
+    if (st == NULL)
+        return error_reply(r, SX_STATUS_REJECTED, "not_found",
+                           "no execution %s/%s is running or remembered", r->execution_id,
+                           r->step_name);
+    cJSON *out = reply_new("ok", r);
+    sx_json_merge(out, st);
+    cJSON_Delete(st);
+    return print_and_free(out);
+}
+
+static char *op_cancel(sx_host *host, const sx_req *r)
+{
+    char *bad = need_ids(r);
+    if (bad)
+        return bad;
+    int rv = sx_executions_cancel(host->executions, r->execution_id, r->step_name);
+    if (rv < 0)
+        return error_reply(r, SX_STATUS_REJECTED, "not_found",
+                           "no execution %s/%s is running or remembered", r->execution_id,
+                           r->step_name);
+    cJSON *out = reply_new("ok", r);
+    cJSON_AddStringToObject(out, "cancel", rv == 0 ? "requested" : "already_finished");
+    return print_and_free(out);
+}
+
+static char *op_list(sx_host *host)
+{
+    cJSON *out = reply_new("ok", NULL);
+    cJSON_AddItemToObject(out, "executions", sx_executions_list(host->executions));
+    return print_and_free(out);
+}
+
+char *sx_dispatch(sx_host *host, const char *msg, size_t len)
+{
+    if (len > (size_t)host->settings.max_message_size)
+        return audit_refusal(host, NULL, error_reply(NULL, SX_STATUS_REJECTED, "message_too_large",
+                           "request is %zu bytes, above server.max_message_size (%lld bytes)", len,
+                           (long long)host->settings.max_message_size));
+    sx_req r;
+    char *reply = parse_request(&r, msg, len);
+    if (reply != NULL) {
+        reply = audit_refusal(host, &r, reply);
+    } else {
+        if (strcmp(r.op, "execute") == 0)
+            reply = op_execute(host, &r);
+        else if (strcmp(r.op, "render") == 0)
+            reply = op_render(host, &r);
+        else if (strcmp(r.op, "describe") == 0)
+            reply = op_describe(host);
+        else if (strcmp(r.op, "health") == 0)
+            reply = op_health(host);
+        else if (strcmp(r.op, "status") == 0)
+            reply = op_status(host, &r);
+        else if (strcmp(r.op, "cancel") == 0)
+            reply = op_cancel(host, &r);
+        else if (strcmp(r.op, "list") == 0)
+            reply = op_list(host);
+        else
+            reply = audit_refusal(host, &r, error_reply(&r, SX_STATUS_REJECTED, "unknown_op",
+                                "unknown op '%s'; known: execute, render, describe, health, "
+                                "status, cancel, list", r.op));
+    }
+    cJSON_Delete(r.json);
+    return reply;
+}

@@ -1,0 +1,58 @@
+/*
+ * executions.h - the table of executions by (execution_id, step_name).
+ *
+ * It makes execute idempotent: a pair runs at most once; a repeat gets the
+ * recorded reply, or waits for the run in flight (this is also what makes
+ * nng REQ's automatic resend harmless).  It also bounds concurrency
+ * (max_concurrent), and serves status, cancel and list.  Finished replies
+ * are remembered up to `retention` entries, oldest forgotten first.
+ */
+#ifndef SX_HOST_EXECUTIONS_H
+#define SX_HOST_EXECUTIONS_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "sx/sx_plugin.h"
+
+struct sx_executions;
+
+typedef enum sx_begin_result {
+    SX_BEGIN_NEW = 1,   /* caller owns the run; must call finish or abandon */
+    SX_BEGIN_DONE,      /* *reply is a copy of the recorded reply (caller frees) */
+    SX_BEGIN_BUSY,      /* max_concurrent runs already in flight */
+    SX_BEGIN_CLOSED     /* shutting down: no new runs */
+} sx_begin_result;
+
+struct sx_executions *sx_executions_create(size_t max_concurrent, size_t retention);
+void sx_executions_destroy(struct sx_executions *t);
+
+sx_begin_result sx_executions_begin(struct sx_executions *t, const char *execution_id,
+                                    const char *step_name, sx_exec *exec, char **reply);
+/* Record the final reply (copied) and wake waiters. */
+void sx_executions_finish(struct sx_executions *t, const char *execution_id,
+                          const char *step_name, const char *reply);
+/* Forget a run that never started (e.g. its accepted record failed). */
+void sx_executions_abandon(struct sx_executions *t, const char *execution_id,
+                           const char *step_name);
+
+/* 0 = cancellation requested, 1 = already finished, -1 = unknown. */
+int sx_executions_cancel(struct sx_executions *t, const char *execution_id,
+                         const char *step_name);
+/* {"state": "running"|"finished", "running_seconds"|"result": ...} or NULL
+ * when unknown.  Caller frees with cJSON_Delete. */
+cJSON *sx_executions_status(struct sx_executions *t, const char *execution_id,
+                            const char *step_name);
+/* Array of {"execution_id","step_name","running_seconds","cancelled"}. */
+cJSON *sx_executions_list(struct sx_executions *t);
+size_t sx_executions_running(struct sx_executions *t);
+
+/* Refuse new runs from now on (they get SX_BEGIN_CLOSED). */
+void sx_executions_close(struct sx_executions *t);
+/* Wait until no run is in flight or `timeout_ms` passed; returns the
+ * number still running. */
+size_t sx_executions_wait_idle(struct sx_executions *t, int64_t timeout_ms);
+/* Cancel every run in flight. */
+void sx_executions_cancel_all(struct sx_executions *t);
+
+#endif

@@ -1,0 +1,100 @@
+/* host_api.c - the table of host services handed to plugins (sx_host_api). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <string.h>
+
+#include "bus.h"
+#include "config.h"
+#include "exec.h"
+#include "host.h"
+#include "log.h"
+#include "sx/sx_util.h"
+
+static void api_log(sx_plugin_ctx *ctx, sx_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sx_log_v(level, ctx ? ctx->desc->name : "plugin", NULL, fmt, ap);
+    va_end(ap);
+}
+
+static const sx_config_node *api_config_section(sx_plugin_ctx *ctx, const char *section)
+{
+    return sx_host_config_section(ctx->host, section);
+}
+
+static int api_config_apply(sx_plugin_ctx *ctx, const sx_config_node *node, const sx_option *opts,
+                            void *dst, sx_error *err)
+{
+    (void)ctx;
+    return sx_cfg_apply(node, opts, dst, err);
+}
+
+static int api_publish(sx_plugin_ctx *ctx, const char *topic, const char *json)
+{
+    return sx_bus_publish(ctx->host->bus, topic, json);
+}
+
+static int api_record(sx_plugin_ctx *ctx, const char *topic, const char *json, sx_error *err)
+{
+    return sx_host_record(ctx->host, topic, json, err);
+}
+
+static int api_service_find(sx_plugin_ctx *ctx, sx_plugin_kind kind, const char *name,
+                            sx_service *out)
+{
+    sx_host *host = ctx->host;
+    memset(out, 0, sizeof *out);
+    out->struct_size = sizeof *out;
+    out->kind = kind;
+    if (kind == SX_KIND_BACKEND) {
+        sx_executor *ex = sx_host_executor(host, name);
+        if (ex == NULL)
+            return -1;
+        out->name = ex->name;
+        out->provides = ex->plugin->desc->provides;
+        out->ops = ex->ops;
+        out->instance = ex->instance;
+        return 0;
+    }
+    for (size_t i = 0; i < host->n_plugins; i++) {
+        struct sx_plugin_ctx *p = host->plugins[i];
+        if (p->desc->kind == kind && p->initialized &&
+            (name == NULL || strcmp(p->desc->provides, name) == 0)) {
+            out->name = p->desc->name;
+            out->provides = p->desc->provides;
+            out->ops = p->desc->ops;
+            out->instance = p->state;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void sx_host_api_init(sx_host_api *api)
+{
+    memset(api, 0, sizeof *api);
+    api->struct_size = sizeof *api;
+    api->abi_major = SX_ABI_MAJOR;
+    api->abi_minor = SX_ABI_MINOR;
+    api->log = api_log;
+    api->config_section = api_config_section;
+    api->config_apply = api_config_apply;
+    api->config_free = sx_cfg_options_free;
+    api->config_kind = sx_cfg_kind;
+    api->config_scalar = sx_cfg_scalar;
+    api->config_len = sx_cfg_len;
+    api->config_at = sx_cfg_at;
+    api->config_key_at = sx_cfg_key_at;
+    api->config_get = sx_cfg_get;
+    api->config_line = sx_cfg_line;
+    api->config_path = sx_cfg_path;
+    api->publish = api_publish;
+    api->record = api_record;
+    api->service_find = api_service_find;
+    api->exec_output = sx_exec_output_cb;
+    api->exec_cancel_fd = sx_exec_cancel_fd_cb;
+    api->exec_cancelled = sx_exec_cancelled_cb;
+    api->exec_started = sx_exec_started_cb;
+    api->exec_set_info = sx_exec_set_info_cb;
+}

@@ -1,0 +1,94 @@
+/* records.c - audit records and their durable delivery (see records.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "records.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus.h"
+#include "exec.h"
+#include "log.h"
+#include "sx/sx_util.h"
+
+static void add_time(cJSON *rec)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[40];
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%06ldZ", ts.tv_nsec / 1000);
+    cJSON_AddStringToObject(rec, "time", when);
+}
+
+cJSON *sx_record_new_ids(const char *topic, const char *event, const char *execution_id,
+                         const char *step_name, const char *runbook_id, const char *user)
+{
+    cJSON *rec = cJSON_CreateObject();
+    add_time(rec);
+    cJSON_AddStringToObject(rec, "topic", topic);
+    cJSON_AddStringToObject(rec, "event", event);
+    if (execution_id)
+        cJSON_AddStringToObject(rec, "execution_id", execution_id);
+    if (step_name)
+        cJSON_AddStringToObject(rec, "step_name", step_name);
+    if (runbook_id)
+        cJSON_AddStringToObject(rec, "runbook_id", runbook_id);
+    if (user)
+        cJSON_AddStringToObject(rec, "user", user);
+    return rec;
+}
+
+cJSON *sx_record_new(const sx_exec *e, const char *topic, const char *event)
+{
+    return sx_record_new_ids(topic, event, e->execution_id, e->step_name, e->runbook_id, e->user);
+}
+
+void sx_json_merge(cJSON *into, const cJSON *from)
+{
+    if (into == NULL || from == NULL)
+        return;
+    for (const cJSON *it = from->child; it; it = it->next) {
+        cJSON *copy = cJSON_Duplicate(it, 1);
+        if (copy == NULL)
+            continue;
+        if (cJSON_GetObjectItemCaseSensitive(into, it->string))
+            cJSON_ReplaceItemInObjectCaseSensitive(into, it->string, copy);
+        else
+            cJSON_AddItemToObject(into, it->string, copy);
+    }
+}
+
+int sx_record_commit(sx_host *host, const char *topic, cJSON *rec, sx_error *err)
+{
+    char *json = cJSON_PrintUnformatted(rec);
+    cJSON_Delete(rec);
+    if (json == NULL)
+        return sx_error_set(err, "audit_unavailable", "cannot encode audit record");
+    int rv = sx_host_record(host, topic, json, err);
+    free(json);
+    return rv;
+}
+
+int sx_host_record(sx_host *host, const char *topic, const char *json, sx_error *err)
+{
+    for (size_t i = 0; i < host->n_plugins; i++) {
+        struct sx_plugin_ctx *p = host->plugins[i];
+        if (p->desc->kind != SX_KIND_EVENT_SINK || !p->initialized)
+            continue;
+        const sx_sink_ops *ops = p->desc->ops;
+        sx_error serr = {{0}, {0}};
+        if (ops->write(p->state, topic, json, &serr) != 0) {
+            sx_log(SX_LOG_ERROR, "audit", "sink %s failed to record %s: %s", p->desc->name,
+                   topic, serr.message);
+            return sx_error_set(err, "audit_unavailable",
+                                "audit sink %s could not record %s: %s", p->desc->name, topic,
+                                serr.message[0] ? serr.message : "unknown error");
+        }
+    }
+    sx_bus_publish(host->bus, topic, json);
+    return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * records.h - audit records: built here, made durable in every event sink,
+ * then published on the bus.  A record is a JSON object with "time",
+ * "topic", "event" (the spec's log event name), the execution's ids and
+ * user, plus the fields of the moment.
+ */
+#ifndef SX_HOST_RECORDS_H
+#define SX_HOST_RECORDS_H
+
+#include <cjson/cJSON.h>
+
+#include "host.h"
+
+/* A new record for `exec` (owned by the caller). */
+cJSON *sx_record_new(const sx_exec *exec, const char *topic, const char *event);
+/* Same, from loose ids (requests rejected before an execution exists). */
+cJSON *sx_record_new_ids(const char *topic, const char *event, const char *execution_id,
+                         const char *step_name, const char *runbook_id, const char *user);
+/* Write `rec` to every sink (durable) and publish it; consumes rec.
+ * 0, or -1 with err->code "audit_unavailable". */
+int sx_record_commit(sx_host *host, const char *topic, cJSON *rec, sx_error *err);
+/* Copy every member of `from` into `into`, replacing same-named ones.
+ * Either may be NULL. */
+void sx_json_merge(cJSON *into, const cJSON *from);
+
+#endif

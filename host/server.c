@@ -1,0 +1,136 @@
+/* server.c - nng REQ/REP workers (see server.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "server.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "sx/sx_util.h"
+
+struct sx_server {
+    sx_host *host;
+    nng_socket rep;
+    size_t n_workers;
+    pthread_t *threads;
+};
+
+static void *worker_main(void *arg)
+{
+    struct sx_server *srv = arg;
+    nng_aio *aio;
+    nng_ctx ctx;
+    if (nng_aio_alloc(&aio, NULL, NULL) != 0)
+        return NULL;
+    if (nng_ctx_open(&ctx, srv->rep) != 0) {
+        nng_aio_free(aio);
+        return NULL;
+    }
+    for (;;) {
+        nng_ctx_recv(ctx, aio);
+        nng_aio_wait(aio);
+        int rv = nng_aio_result(aio);
+        if (rv == NNG_ECLOSED)
+            break;
+        if (rv != 0)
+            continue;
+        nng_msg *msg = nng_aio_get_msg(aio);
+        char *reply = sx_dispatch(srv->host, nng_msg_body(msg), nng_msg_len(msg));
+        nng_msg_clear(msg);
+        const char *text = reply ? reply
+                                 : "{\"status\":\"error\",\"error\":{\"code\":\"out_of_memory\","
+                                   "\"message\":\"out of memory\"}}";
+        if (nng_msg_append(msg, text, strlen(text)) != 0) {
+            nng_msg_free(msg);
+            free(reply);
+            continue;
+        }
+        free(reply);
+        nng_aio_set_msg(aio, msg);
+        nng_ctx_send(ctx, aio);
+        nng_aio_wait(aio);
+        if (nng_aio_result(aio) != 0) /* peer gone: the reply is dropped */
+            nng_msg_free(msg);
+    }
+    nng_ctx_close(ctx);
+    nng_aio_free(aio);
+    return NULL;
+}
+
+/* For ipc:// URLs make sure the socket's directory exists (mode 0700 when
+ * created: the control socket is not for everyone). */
+static void ensure_ipc_dir(const char *url)
+{
+    if (strncmp(url, "ipc://", 6) != 0)
+        return;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", url + 6);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        mkdir(path, 0700);
+        *p = '/';
+    }
+}
+
+int sx_server_start(sx_host *host, struct sx_server **out, sx_error *err)
+{
+    struct sx_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return sx_error_set(err, "out_of_memory", "out of memory");
+    srv->host = host;
+    int rv = nng_rep0_open(&srv->rep);
+    if (rv != 0) {
+        free(srv);
+        return sx_error_set(err, "server_error", "cannot open REP socket: %s", nng_strerror(rv));
+    }
+    /* Requests between max_message_size and twice that get a clear
+     * "message_too_large" reply; larger ones are cut off by nng (the
+     * connection is closed) so a hostile peer cannot make us buffer them. */
+    nng_socket_set_size(srv->rep, NNG_OPT_RECVMAXSZ, (size_t)host->settings.max_message_size * 2);
+    ensure_ipc_dir(host->settings.listen);
+    rv = nng_listen(srv->rep, host->settings.listen, NULL, 0);
+    if (rv != 0) {
+        nng_close(srv->rep);
+        free(srv);
+        return sx_error_set(err, "invalid_config", "cannot listen on %s: %s",
+                            host->settings.listen, nng_strerror(rv));
+    }
+    srv->n_workers = (size_t)host->settings.max_concurrent + SX_SERVER_SPARE_WORKERS;
+    srv->threads = calloc(srv->n_workers, sizeof *srv->threads);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    size_t started = 0;
+    for (; srv->threads && started < srv->n_workers; started++)
+        if (pthread_create(&srv->threads[started], &attr, worker_main, srv) != 0)
+            break;
+    pthread_attr_destroy(&attr);
+    if (started < srv->n_workers) {
+        srv->n_workers = started;
+        sx_server_stop(srv);
+        return sx_error_set(err, "server_error", "cannot start worker threads: %s", strerror(errno));
+    }
+    *out = srv;
+    return 0;
+}
+
+void sx_server_stop(struct sx_server *srv)
+{
+    if (srv == NULL)
+        return;
+    nng_close(srv->rep);
+    for (size_t i = 0; i < srv->n_workers; i++)
+        pthread_join(srv->threads[i], NULL);
+    free(srv->threads);
+    free(srv);
+}

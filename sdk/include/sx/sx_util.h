@@ -1,0 +1,44 @@
+/*
+ * sx_util.h - small helpers plugins may link (static library sx_sdk_util).
+ * Pure functions of their arguments; thread-safe; no hidden allocation
+ * unless said.
+ */
+#ifndef SX_UTIL_H
+#define SX_UTIL_H
+
+#include <stdarg.h>
+#include "sx_types.h"
+#include "sx_plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Fill err with code and a printf-style message (truncated to fit).
+ * err may be NULL.  Always returns -1, so `return sx_error_set(...)` works. */
+int sx_error_set(sx_error *err, const char *code, const char *fmt, ...)
+    SX_PRINTF(3, 4);
+
+/* Parse a duration: "250ms", "30s", "5m", "1h", "1h30m", "1d" or a plain
+ * number of seconds.  Returns 0 and *ms, or -1 on bad syntax/overflow. */
+int sx_duration_parse(const char *text, int64_t *ms);
+
+/* Parse a size: plain bytes, or with K/M/G/T (powers of 1000, "KB" too) or
+ * Ki/Mi/Gi/Ti (powers of 1024).  Returns 0 and *bytes, or -1. */
+int sx_size_parse(const char *text, int64_t *bytes);
+
+/* Lookup in a map; NULL when absent.  Borrowed result. */
+const char *sx_strmap_get(const sx_strmap *map, const char *key);
+
+/* Free the contents of a list/map whose strings and arrays were
+ * malloc(3)ed, and zero it. */
+void sx_strlist_clear(sx_strlist *list);
+void sx_strmap_clear(sx_strmap *map);
+
+/* Monotonic clock in seconds. */
+double sx_now_monotonic(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SX_UTIL_H */

@@ -1,0 +1,713 @@
+/*
+ * test_host_integration.c - the real script-executor binary, real plugins
+ * (script_run, backend_native, backend_fake, audit_file), driven over nng
+ * exactly as an orchestrator would.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host_harness.h"
+
+static const char *BASE_CONFIG =
+    "script_executor:\n"
+    "  server:\n"
+    "    listen: \"ipc://@DIR@/ctl.sock\"\n"
+    "    events: \"ipc://@DIR@/events.sock\"\n"
+    "    max_message_size: 65536\n"
+    "    max_concurrent: 4\n"
+    "    shutdown_grace: 5s\n"
+    "  plugins:\n"
+    "    dir: \"@PLUGINS@\"\n"
+    "    load: [script_run, backend_native, backend_fake, audit_file]\n"
+    "  executors:\n"
+    "    - name: shell\n"
+    "      kind: exec.native\n"
+    "      default_work_dir: @DIR@\n"
+    "      default_env: {PATH: \"/usr/local/bin:/usr/bin:/bin\", WHO: shell}\n"
+    "    - name: other\n"
+    "      kind: exec.native\n"
+    "      default_work_dir: /tmp\n"
+    "      default_env: {PATH: \"/usr/bin:/bin\", WHO: other}\n"
+    "    - name: fake\n"
+    "      kind: exec.fake\n"
+    "      max_output_bytes: 4096\n"
+    "  default_executor: shell\n"
+    "  audit:\n"
+    "    log_file: \"@DIR@/audit.log\"\n";
+
+static sx_harness H;
+
+static void start_base(void) { ck_assert_int_eq(sx_harness_start(&H, BASE_CONFIG), 0); }
+static void stop_host(void) { sx_harness_stop(&H); }
+
+/* execute with a `with` object given as JSON text */
+static cJSON *run(const char *id, const char *step, const char *with)
+{
+    char *req;
+    if (asprintf(&req,
+                 "{\"op\":\"execute\",\"execution_id\":\"%s\",\"step_name\":\"%s\","
+                 "\"runbook_id\":\"rb.test\",\"type\":\"script.run\","
+                 "\"caller\":{\"user\":\"alice\",\"groups\":[\"sre\"]},\"with\":%s}",
+                 id, step, with) < 0)
+        return NULL;
+    cJSON *r = sx_harness_call(&H, req);
+    free(req);
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+static double num(const cJSON *o, const char *a, const char *b)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+    if (b)
+        v = cJSON_GetObjectItemCaseSensitive(v, b);
+    ck_assert_msg(cJSON_IsNumber(v), "%s.%s is not a number", a, b ? b : "");
+    return v->valuedouble;
+}
+
+static void assert_error(cJSON *r, const char *status, const char *code)
+{
+    char *text = cJSON_PrintUnformatted(r);
+    ck_assert_msg(strcmp(sx_json_str(r, "status"), status) == 0, "want status %s: %s", status, text);
+    ck_assert_msg(strcmp(sx_json_str(r, "error.code"), code) == 0, "want code %s: %s", code, text);
+    ck_assert_msg(strlen(sx_json_str(r, "error.message")) > 10, "no message: %s", text);
+    free(text);
+}
+
+/* ---------------------------------------------------------------- runs */
+
+START_TEST(native_echo_succeeds)
+{
+    cJSON *r = run("run-1", "echo", "{\"inline_script\":\"echo hi; echo err >&2\",\"interpreter\":\"/bin/sh\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
+    ck_assert_str_eq(sx_json_str(r, "execution_id"), "run-1");
+    ck_assert_str_eq(sx_json_str(r, "output.stdout"), "hi\n");
+    ck_assert_str_eq(sx_json_str(r, "output.stderr"), "err\n");
+    ck_assert_int_eq((int)num(r, "output", "exit_code"), 0);
+    ck_assert_str_eq(sx_json_str(r, "output.executor"), "shell");
+    ck_assert_str_eq(sx_json_str(r, "output.backend"), "exec.native");
+    ck_assert_str_eq(sx_json_str(r, "output.termination.reason"), "exited");
+    /* sha256("echo hi; echo err >&2") */
+    ck_assert_str_eq(sx_json_str(r, "output.script_hash"),
+                     "sha256:88cad28d70a3f39d501df1deca4668bec6f173c3c1b8b93746ee865b5e894b9d");
+    ck_assert(num(r, "output", "duration_seconds") > 0);
+    ck_assert_ptr_null(cJSON_GetObjectItem(r, "error"));
+    cJSON_Delete(r);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.accepted", "run-1", "echo"), 1);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "run-1", "echo"), 1);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.finished", "run-1", "echo"), 1);
+}
+END_TEST
+
+START_TEST(failure_exit_code_and_error)
+{
+    cJSON *r = run("run-2", "fail", "{\"inline_script\":\"echo partial; exit 7\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "failed");
+    ck_assert_int_eq((int)num(r, "output", "exit_code"), 7);
+    ck_assert_str_eq(sx_json_str(r, "output.stdout"), "partial\n");
+    assert_error(r, "failed", "script_failed");
+    cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(env_is_clean_and_per_executor)
+{
+    setenv("SX_HOST_SECRET", "leak", 1); /* the host inherits nothing of ours anyway */
+    cJSON *r = run("run-3", "env", "{\"inline_script\":\"echo $WHO/$STEPVAR/${HOME:-nohome}; env | wc -l\","
+                   "\"env\":{\"STEPVAR\":\"x\",\"PORT\":5432}}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
+    const char *out = sx_json_str(r, "output.stdout");
+    ck_assert_msg(strncmp(out, "shell/x/nohome\n", 15) == 0, "stdout: %s", out);
+    cJSON_Delete(r);
+    r = run("run-3", "env-other", "{\"inline_script\":\"echo $WHO; pwd\",\"executor\":\"other\"}");
+    ck_assert_str_eq(sx_json_str(r, "output.stdout"), "other\n/tmp\n");
+    cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(stdin_args_workdir_python)
+{
+    cJSON *r = run("run-4", "py", "{\"interpreter\":\"python3\",\"inline_script\":"
+                   "\"import sys, os\\nprint(sys.stdin.read().upper(), sys.argv[1:], os.getcwd())\","
+                   "\"stdin\":\"abc\",\"args\":[\"--x\",\"y z\"],\"working_dir\":\"/\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
+    ck_assert_str_eq(sx_json_str(r, "output.stdout"), "ABC ['--x', 'y z'] /\n");
+    cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(large_script_runs)
+{
+    /* ~500 KB in 999 lines: far above one argv string's 128 KiB */
+    size_t lines = 999, per = 500;
+    char *script = malloc(lines * per + 64);
+    size_t o = 0;
+    for (size_t i = 0; i < lines - 1; i++) {
+        o += (size_t)sprintf(script + o, ": ");
+        memset(script + o, 'a', per - 4);
+        o += per - 4;
+        script[o++] = '\n';
+    }
+    o += (size_t)sprintf(script + o, "echo last-line-ran");
+    cJSON *with = cJSON_CreateObject();
+    cJSON_AddStringToObject(with, "inline_script", script);
+    cJSON_AddStringToObject(with, "interpreter", "/bin/sh");
+    char *w = cJSON_PrintUnformatted(with);
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "op", "execute");
+    cJSON_AddStringToObject(req, "execution_id", "run-5");
+    cJSON_AddStringToObject(req, "step_name", "big");
+    cJSON_AddStringToObject(req, "type", "script.run");
+    cJSON_AddItemToObject(req, "with", with);
+    char *text = cJSON_PrintUnformatted(req);
+    ck_assert_uint_gt(strlen(text), 490000);
+    /* this config's max_message_size is 64 KiB; a host with the default
+     * 10 MiB limit runs it */
+    sx_harness_stop(&H);
+    char *cfg = strdup(BASE_CONFIG);
+    char *p = strstr(cfg, "    max_message_size: 65536\n");
+    memset(p, ' ', strlen("    max_message_size: 65536"));
+    ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
+    cJSON *r = sx_harness_call(&H, text);
+    ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
+    ck_assert_str_eq(sx_json_str(r, "output.stdout"), "last-line-ran\n");
+    cJSON_Delete(r);
+    free(cfg);
+    free(text);
+    cJSON_Delete(req);
+    free(w);
+    free(script);
+}
+END_TEST
+
+START_TEST(output_cap_keeps_head_and_tail)
+{
+    cJSON *r = run("run-6", "cap", "{\"inline_script\":\"outbytes 100000\\nout END\",\"executor\":\"fake\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
+    const cJSON *out = cJSON_GetObjectItem(r, "output");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(out, "stdout_truncated")));
+    ck_assert_int_eq((int)num(r, "output", "stdout_dropped_bytes"), 100004 - 4096);
+    const char *s = sx_json_str(r, "output.stdout");
+    ck_assert_ptr_nonnull(strstr(s, "bytes dropped"));
+    ck_assert_str_eq(s + strlen(s) - 4, "END\n");
+    cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(timeout_kills_tree)
+{
+    char with[1024];
+    snprintf(with, sizeof with,
+             "{\"inline_script\":\"setsid sh -c 'echo $$ > %s/daemon.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &\\n"
+             "sleep 300\",\"timeout\":\"1s\"}", H.dir);
+    cJSON *r = run("run-7", "slow", with);
+    assert_error(r, "timed_out", "timeout");
+    ck_assert_str_eq(sx_json_str(r, "output.termination.reason"), "timed_out");
+    cJSON_Delete(r);
+    char path[400];
+    snprintf(path, sizeof path, "%s/daemon.pid", H.dir);
+    char *pidtext = sx_harness_slurp(path);
+    ck_assert_ptr_nonnull(pidtext);
+    pid_t pid = (pid_t)atoi(pidtext);
+    free(pidtext);
+    ck_assert_int_gt(pid, 1);
+    ck_assert_msg(kill(pid, 0) == -1 && errno == ESRCH, "daemon %d survived the timeout", pid);
+}
+END_TEST
+
+/* --------------------------------------------------------- idempotency */
+
+START_TEST(repeat_returns_recorded_result)
+{
+    char with[512];
+    snprintf(with, sizeof with, "{\"inline_script\":\"echo ran >> %s/count; echo $$\"}", H.dir);
+    cJSON *a = run("run-8", "once", with);
+    cJSON *b = run("run-8", "once", with);
+    char *ta = cJSON_PrintUnformatted(a), *tb = cJSON_PrintUnformatted(b);
+    ck_assert_str_eq(ta, tb);
+    char path[400];
+    snprintf(path, sizeof path, "%s/count", H.dir);
+    char *count = sx_harness_slurp(path);
+    ck_assert_str_eq(count, "ran\n");
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "run-8", "once"), 1);
+    free(count);
+    free(ta);
+    free(tb);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+END_TEST
+
+struct call_arg { const char *json; char *reply; };
+static void *call_thread(void *p)
+{
+    struct call_arg *a = p;
+    a->reply = sx_harness_call_raw(&H, a->json, strlen(a->json));
+    return NULL;
+}
+
+START_TEST(repeat_in_flight_waits_and_req_resend_is_harmless)
+{
+    char req[700];
+    snprintf(req, sizeof req,
+             "{\"op\":\"execute\",\"execution_id\":\"run-9\",\"step_name\":\"s\",\"type\":\"script.run\","
+             "\"with\":{\"inline_script\":\"sleep 1; echo ran >> %s/count\"}}", H.dir);
+    /* a REQ socket that resends every 100 ms while the step runs */
+    nng_socket s;
+    ck_assert_int_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, 100);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 30000);
+    ck_assert_int_eq(nng_dial(s, H.ctl_url, NULL, 0), 0);
+    /* and a second client sending the same step at the same time */
+    struct call_arg other = {req, NULL};
+    pthread_t th;
+    ck_assert_int_eq(nng_send(s, req, strlen(req), 0), 0);
+    pthread_create(&th, NULL, call_thread, &other);
+    char *buf = NULL;
+    size_t sz = 0;
+    ck_assert_int_eq(nng_recv(s, &buf, &sz, NNG_FLAG_ALLOC), 0);
+    pthread_join(th, NULL);
+    ck_assert_ptr_nonnull(other.reply);
+    ck_assert_int_eq((int)sz, (int)strlen(other.reply));
+    ck_assert_int_eq(memcmp(buf, other.reply, sz), 0);
+    nng_free(buf, sz);
+    free(other.reply);
+    nng_close(s);
+    char path[400];
+    snprintf(path, sizeof path, "%s/count", H.dir);
+    char *count = sx_harness_slurp(path);
+    ck_assert_str_eq(count, "ran\n");
+    free(count);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "run-9", "s"), 1);
+}
+END_TEST
+
+/* ----------------------------------------------------------- bad input */
+
+START_TEST(bad_inputs_get_clear_errors)
+{
+    struct { const char *req; const char *status; const char *code; } cases[] = {
+        {"{not json", "rejected", "invalid_request"},
+        {"[1,2]", "rejected", "invalid_request"},
+        {"{\"op\":\"frobnicate\"}", "rejected", "unknown_op"},
+        {"{\"op\":\"execute\",\"execution_id\":\"x\",\"step_name\":\"s\",\"type\":\"script.run\",\"bogus\":1}",
+         "rejected", "invalid_request"},
+        {"{\"op\":\"execute\",\"step_name\":\"s\",\"type\":\"script.run\",\"with\":{}}", "rejected", "invalid_request"},
+        {"{\"op\":\"execute\",\"execution_id\":\"x\",\"step_name\":\"s\",\"type\":\"report.render\",\"with\":{}}",
+         "rejected", "unknown_step_type"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b1\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"with\":{\"inline_script\":\"true\",\"colour\":\"red\"}}", "rejected", "invalid_parameter"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b2\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"with\":{\"inline_script\":\"true\",\"timeout\":5}}", "rejected", "invalid_parameter"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b3\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"with\":{}}", "rejected", "invalid_parameter"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b4\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"with\":{\"inline_script\":\"true\",\"script_path\":\"/scripts/x.sh\"}}", "rejected", "invalid_parameter"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b5\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"with\":{\"inline_script\":\"true\",\"interpreter\":\"perl\"}}", "rejected", "invalid_parameter"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b6\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"with\":{\"inline_script\":\"true\",\"timeout\":\"45m\"}}", "rejected", "invalid_parameter"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b7\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"with\":{\"inline_script\":\"true\",\"executor\":\"nope\"}}", "rejected", "executor_not_found"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b8\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"with\":{\"inline_script\":\"true\",\"image\":\"x\",\"node_selector\":{\"a\":\"b\"}}}",
+         "rejected", "unsupported_parameter"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b9\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"approval_required\":true,\"with\":{\"inline_script\":\"touch /tmp/sx-unapproved\"}}",
+         "rejected", "approval_unavailable"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b10\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"with\":{\"approval_required\":true,\"inline_script\":\"touch /tmp/sx-unapproved\"}}",
+         "rejected", "approval_unavailable"},
+        {"{\"op\":\"status\",\"execution_id\":\"never\",\"step_name\":\"s\"}", "rejected", "not_found"},
+    };
+    unlink("/tmp/sx-unapproved");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *r = sx_harness_call(&H, cases[i].req);
+        ck_assert_msg(r != NULL, "no reply to %s", cases[i].req);
+        assert_error(r, cases[i].status, cases[i].code);
+        cJSON_Delete(r);
+    }
+    ck_assert_int_eq(access("/tmp/sx-unapproved", F_OK), -1);
+    /* unsupported_parameter names what was refused */
+    cJSON *r = sx_harness_call(&H, cases[13].req);
+    ck_assert_ptr_nonnull(strstr(sx_json_str(r, "error.message"), "node_selector"));
+    ck_assert_ptr_nonnull(strstr(sx_json_str(r, "error.message"), "image"));
+    cJSON_Delete(r);
+    /* oversize message, just above the limit */
+    size_t n = 65536 + 100;
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    big[0] = '{';
+    big[n - 1] = '}';
+    char *reply = sx_harness_call_raw(&H, big, n);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_ptr_nonnull(strstr(reply, "message_too_large"));
+    free(reply);
+    free(big);
+    /* the host still serves */
+    r = sx_harness_call(&H, "{\"op\":\"health\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "ok");
+    cJSON_Delete(r);
+    ck_assert_int_ge(sx_harness_audit_count(&H, "request.rejected", NULL, NULL), 8);
+}
+END_TEST
+
+/* ------------------------------------------------- concurrency, control */
+
+START_TEST(long_run_does_not_block_others)
+{
+    struct call_arg slow = {"{\"op\":\"execute\",\"execution_id\":\"run-10\",\"step_name\":\"s\","
+                            "\"type\":\"script.run\",\"with\":{\"inline_script\":\"sleep 2; echo done\"}}",
+                            NULL};
+    pthread_t th;
+    pthread_create(&th, NULL, call_thread, &slow);
+    usleep(300 * 1000);
+    cJSON *st = sx_harness_call(&H, "{\"op\":\"status\",\"execution_id\":\"run-10\",\"step_name\":\"s\"}");
+    ck_assert_str_eq(sx_json_str(st, "state"), "running");
+    cJSON_Delete(st);
+    cJSON *list = sx_harness_call(&H, "{\"op\":\"list\"}");
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(list, "executions")), 1);
+    cJSON_Delete(list);
+    cJSON *quick = run("run-11", "s", "{\"inline_script\":\"echo quick\"}");
+    ck_assert_str_eq(sx_json_str(quick, "output.stdout"), "quick\n");
+    cJSON_Delete(quick);
+    ck_assert_ptr_null(slow.reply); /* the slow one is still running */
+    pthread_join(th, NULL);
+    ck_assert_ptr_nonnull(strstr(slow.reply, "\"succeeded\""));
+    free(slow.reply);
+    st = sx_harness_call(&H, "{\"op\":\"status\",\"execution_id\":\"run-10\",\"step_name\":\"s\"}");
+    ck_assert_str_eq(sx_json_str(st, "state"), "finished");
+    ck_assert_str_eq(sx_json_str(st, "result.status"), "succeeded");
+    cJSON_Delete(st);
+}
+END_TEST
+
+START_TEST(busy_above_max_concurrent)
+{
+    struct call_arg slow[4];
+    pthread_t th[4];
+    char reqs[4][300];
+    for (int i = 0; i < 4; i++) {
+        snprintf(reqs[i], sizeof reqs[i],
+                 "{\"op\":\"execute\",\"execution_id\":\"busy\",\"step_name\":\"s%d\",\"type\":\"script.run\","
+                 "\"with\":{\"executor\":\"fake\",\"inline_script\":\"sleep 3\"}}", i);
+        slow[i].json = reqs[i];
+        slow[i].reply = NULL;
+        pthread_create(&th[i], NULL, call_thread, &slow[i]);
+    }
+    for (int i = 0; i < 100; i++) { /* until all four are in flight */
+        cJSON *h = sx_harness_call(&H, "{\"op\":\"health\"}");
+        int n = (int)num(h, "in_flight", NULL);
+        cJSON_Delete(h);
+        if (n == 4)
+            break;
+        usleep(50 * 1000);
+    }
+    cJSON *r = run("busy", "s4", "{\"executor\":\"fake\",\"inline_script\":\"out x\"}");
+    assert_error(r, "error", "busy");
+    cJSON_Delete(r);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_ptr_nonnull(strstr(slow[i].reply, "succeeded"));
+        free(slow[i].reply);
+    }
+}
+END_TEST
+
+START_TEST(cancel_kills_run)
+{
+    struct call_arg slow = {"{\"op\":\"execute\",\"execution_id\":\"run-12\",\"step_name\":\"s\","
+                            "\"type\":\"script.run\",\"with\":{\"inline_script\":\"echo started; sleep 60\"}}",
+                            NULL};
+    pthread_t th;
+    pthread_create(&th, NULL, call_thread, &slow);
+    cJSON *c = NULL;
+    for (int i = 0; i < 100; i++) {
+        c = sx_harness_call(&H, "{\"op\":\"cancel\",\"execution_id\":\"run-12\",\"step_name\":\"s\"}");
+        if (strcmp(sx_json_str(c, "status"), "ok") == 0)
+            break;
+        cJSON_Delete(c);
+        c = NULL;
+        usleep(50 * 1000);
+    }
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(sx_json_str(c, "cancel"), "requested");
+    cJSON_Delete(c);
+    pthread_join(th, NULL);
+    cJSON *r = cJSON_Parse(slow.reply);
+    assert_error(r, "cancelled", "cancelled");
+    ck_assert_str_eq(sx_json_str(r, "output.termination.reason"), "cancelled");
+    cJSON_Delete(r);
+    free(slow.reply);
+}
+END_TEST
+
+START_TEST(render_native_plan)
+{
+    cJSON *r = sx_harness_call(&H, "{\"op\":\"render\",\"type\":\"script.run\",\"with\":{"
+                                   "\"inline_script\":\"echo hi\",\"args\":[\"a\"],\"env\":{\"TOKEN\":\"s3cret\"}}}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "ok");
+    ck_assert_str_eq(sx_json_str(r, "render.executor"), "shell");
+    const cJSON *argv = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "render"), "plan"), "argv");
+    ck_assert(cJSON_IsArray(argv));
+    ck_assert_str_eq(cJSON_GetArrayItem(argv, 0)->valuestring, "/bin/bash");
+    char *text = cJSON_PrintUnformatted(r);
+    ck_assert_ptr_nonnull(strstr(text, "TOKEN"));
+    ck_assert_ptr_null(strstr(text, "s3cret")); /* names, never values */
+    free(text);
+    cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(describe_lists_loaded_plugins)
+{
+    cJSON *r = sx_harness_call(&H, "{\"op\":\"describe\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "ok");
+    const cJSON *plugins = cJSON_GetObjectItem(r, "plugins");
+    ck_assert_int_eq(cJSON_GetArraySize(plugins), 4);
+    const cJSON *execs = cJSON_GetObjectItem(r, "executors");
+    ck_assert_int_eq(cJSON_GetArraySize(execs), 3);
+    ck_assert_str_eq(sx_json_str(cJSON_GetArrayItem(execs, 2), "kind"), "exec.fake");
+    const cJSON *steps = cJSON_GetObjectItem(r, "step_types");
+    ck_assert_str_eq(sx_json_str(cJSON_GetArrayItem(steps, 0), "type"), "script.run");
+    cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(events_stream_output)
+{
+    nng_socket sub;
+    ck_assert_int_eq(nng_sub0_open(&sub), 0);
+    nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "exec.", 5);
+    nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 5000);
+    ck_assert_int_eq(nng_dial(sub, H.events_url, NULL, 0), 0);
+    usleep(200 * 1000); /* let the subscription reach the publisher */
+    cJSON *r = run("run-13", "ev", "{\"inline_script\":\"echo live-output\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
+    cJSON_Delete(r);
+    int saw_output = 0, saw_finished = 0;
+    for (int i = 0; i < 20 && !saw_finished; i++) {
+        char *buf = NULL;
+        size_t sz = 0;
+        if (nng_recv(sub, &buf, &sz, NNG_FLAG_ALLOC) != 0)
+            break;
+        if (sz > 12 && memcmp(buf, "exec.output ", 12) == 0 && memmem(buf, sz, "live-output", 11))
+            saw_output = 1;
+        if (sz > 14 && memcmp(buf, "exec.finished ", 14) == 0 && memmem(buf, sz, "run-13", 6))
+            saw_finished = 1;
+        nng_free(buf, sz);
+    }
+    nng_close(sub);
+    ck_assert(saw_output);
+    ck_assert(saw_finished);
+}
+END_TEST
+
+/* ---------------------------------------------------------- lifecycle */
+
+START_TEST(sigterm_finishes_in_flight)
+{
+    struct call_arg slow = {"{\"op\":\"execute\",\"execution_id\":\"run-14\",\"step_name\":\"s\","
+                            "\"type\":\"script.run\",\"with\":{\"inline_script\":\"sleep 1; echo finished\"}}",
+                            NULL};
+    pthread_t th;
+    pthread_create(&th, NULL, call_thread, &slow);
+    usleep(300 * 1000);
+    kill(H.pid, SIGTERM);
+    pthread_join(th, NULL);
+    ck_assert_ptr_nonnull(slow.reply);
+    cJSON *r = cJSON_Parse(slow.reply);
+    ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
+    ck_assert_str_eq(sx_json_str(r, "output.stdout"), "finished\n");
+    cJSON_Delete(r);
+    free(slow.reply);
+    ck_assert_int_eq(sx_harness_stop(&H), 0);
+}
+END_TEST
+
+START_TEST(sigterm_cancels_after_grace)
+{
+    char *cfg = strdup(BASE_CONFIG);
+    memcpy(strstr(cfg, "shutdown_grace: 5s"), "shutdown_grace: 1s", 18);
+    ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
+    free(cfg);
+    char req[600];
+    snprintf(req, sizeof req,
+             "{\"op\":\"execute\",\"execution_id\":\"run-15\",\"step_name\":\"s\",\"type\":\"script.run\","
+             "\"with\":{\"inline_script\":\"echo $$ > %s/pid; sleep 120\"}}", H.dir);
+    struct call_arg slow = {req, NULL};
+    pthread_t th;
+    pthread_create(&th, NULL, call_thread, &slow);
+    usleep(500 * 1000);
+    kill(H.pid, SIGTERM);
+    pthread_join(th, NULL);
+    cJSON *r = cJSON_Parse(slow.reply);
+    ck_assert_ptr_nonnull(r);
+    assert_error(r, "cancelled", "cancelled");
+    cJSON_Delete(r);
+    free(slow.reply);
+    ck_assert_int_eq(sx_harness_stop(&H), 0);
+    char path[400];
+    snprintf(path, sizeof path, "%s/pid", H.dir);
+    char *pid = sx_harness_slurp(path);
+    ck_assert_ptr_nonnull(pid);
+    ck_assert(kill((pid_t)atoi(pid), 0) == -1 && errno == ESRCH);
+    free(pid);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.finished", "run-15", "s"), 1);
+}
+END_TEST
+
+START_TEST(audit_failure_blocks_execution)
+{
+    char *cfg = strdup(BASE_CONFIG);
+    char *p = strstr(cfg, "\"@DIR@/audit.log\"");
+    char *out;
+    *p = '\0';
+    ck_assert_int_ge(asprintf(&out, "%s\"/dev/full\"\n", cfg), 0);
+    free(cfg);
+    ck_assert_int_eq(sx_harness_start(&H, out), 0);
+    free(out);
+    unlink("/tmp/sx-audit-blocked");
+    cJSON *r = run("run-16", "s", "{\"inline_script\":\"touch /tmp/sx-audit-blocked\"}");
+    assert_error(r, "error", "audit_unavailable");
+    cJSON_Delete(r);
+    ck_assert_int_eq(access("/tmp/sx-audit-blocked", F_OK), -1);
+}
+END_TEST
+
+/* ------------------------------------------------------------- config */
+
+START_TEST(config_errors_name_key_and_line)
+{
+    char out[8192];
+    char *cfg = strdup(BASE_CONFIG);
+    char *p = strstr(cfg, "    max_concurrent: 4\n");
+    memcpy(p, "    max_concurent: 4\n ", 21);
+    int rc = sx_harness_check_config(cfg, out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "max_concurent") && strstr(out, "line 6"), "%s", out);
+    free(cfg);
+
+    rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@PLUGINS@\"\n"
+                                 "    load: [script_run]\n  server:\n    max_concurrent: lots\n",
+                                 out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "max_concurrent") && strstr(out, "line 6"), "%s", out);
+
+    rc = sx_harness_check_config("script_executor:\n  server: {}\n", out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "plugins"), "%s", out);
+
+    rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@PLUGINS@\"\n"
+                                 "    load: [script_run, backend_native]\n"
+                                 "  executors:\n    - name: a\n      kind: exec.native\n"
+                                 "      default_work_dri: /tmp\n", out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "default_work_dri") && strstr(out, "line 8"), "%s", out);
+
+    rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@PLUGINS@\"\n"
+                                 "    load: [script_run]\n"
+                                 "  executors:\n    - name: a\n      kind: exec.docker\n", out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "exec.docker") && strstr(out, "line 6"), "%s", out);
+
+    rc = sx_harness_check_config(BASE_CONFIG, out, sizeof out);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "backend_native"));
+}
+END_TEST
+
+START_TEST(abi_gate_through_host)
+{
+    char out[8192];
+    int rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
+                                     "    load: [fx_newer_minor]\n", out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "fx_newer_minor.so") && strstr(out, "1.2") && strstr(out, "1.1"), "%s", out);
+    rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
+                                 "    load: [fx_other_major]\n", out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "fx_other_major.so") && strstr(out, "2.0") && strstr(out, "major"), "%s", out);
+    rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
+                                 "    load: [fx_older_minor]\n", out, sizeof out);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "ABI 1.0"));
+    rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
+                                 "    load: [fx_init_fails]\n", out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "missing licence key"), "%s", out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("host_integration");
+    TCase *runs = tcase_create("runs");
+    tcase_add_checked_fixture(runs, start_base, stop_host);
+    tcase_add_test(runs, native_echo_succeeds);
+    tcase_add_test(runs, failure_exit_code_and_error);
+    tcase_add_test(runs, env_is_clean_and_per_executor);
+    tcase_add_test(runs, stdin_args_workdir_python);
+    tcase_add_test(runs, large_script_runs);
+    tcase_add_test(runs, output_cap_keeps_head_and_tail);
+    tcase_add_test(runs, timeout_kills_tree);
+    tcase_set_timeout(runs, 60);
+    suite_add_tcase(s, runs);
+
+    TCase *idem = tcase_create("idempotency");
+    tcase_add_checked_fixture(idem, start_base, stop_host);
+    tcase_add_test(idem, repeat_returns_recorded_result);
+    tcase_add_test(idem, repeat_in_flight_waits_and_req_resend_is_harmless);
+    tcase_set_timeout(idem, 60);
+    suite_add_tcase(s, idem);
+
+    TCase *bad = tcase_create("bad_input");
+    tcase_add_checked_fixture(bad, start_base, stop_host);
+    tcase_add_test(bad, bad_inputs_get_clear_errors);
+    tcase_set_timeout(bad, 60);
+    suite_add_tcase(s, bad);
+
+    TCase *ctl = tcase_create("control");
+    tcase_add_checked_fixture(ctl, start_base, stop_host);
+    tcase_add_test(ctl, long_run_does_not_block_others);
+    tcase_add_test(ctl, busy_above_max_concurrent);
+    tcase_add_test(ctl, cancel_kills_run);
+    tcase_add_test(ctl, render_native_plan);
+    tcase_add_test(ctl, describe_lists_loaded_plugins);
+    tcase_add_test(ctl, events_stream_output);
+    tcase_set_timeout(ctl, 60);
+    suite_add_tcase(s, ctl);
+
+    TCase *life = tcase_create("lifecycle");
+    tcase_add_test(life, sigterm_finishes_in_flight);
+    tcase_add_checked_fixture(life, start_base, stop_host);
+    suite_add_tcase(s, life);
+    TCase *life2 = tcase_create("lifecycle_custom");
+    tcase_add_test(life2, sigterm_cancels_after_grace);
+    tcase_add_test(life2, audit_failure_blocks_execution);
+    tcase_add_checked_fixture(life2, NULL, stop_host);
+    tcase_set_timeout(life2, 60);
+    suite_add_tcase(s, life2);
+
+    TCase *cfg = tcase_create("config");
+    tcase_add_test(cfg, config_errors_name_key_and_line);
+    tcase_add_test(cfg, abi_gate_through_host);
+    tcase_set_timeout(cfg, 60);
+    suite_add_tcase(s, cfg);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
