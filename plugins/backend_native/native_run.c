@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -167,6 +168,7 @@ typedef struct run_io {
     size_t child_error_len;
     int got_epipe;
     int supervisor_killed;      /* it did not report in time */
+    int poll_errno;             /* poll() failed: the run was stopped */
     int output_abandoned;       /* stdout/stderr did not reach EOF in time */
 } run_io;
 
@@ -234,7 +236,9 @@ static void io_loop(const sx_native_instance *inst, const sx_exec_spec *spec,
     const sx_host_api *h = inst->plugin->host;
     int cancel_fd = h->exec_cancel_fd ? h->exec_cancel_fd(exec) : -1;
     int64_t start = mono_ms();
-    int64_t deadline = spec->timeout_ms > 0 ? start + spec->timeout_ms : -1;
+    int64_t deadline = spec->timeout_ms > 0 && spec->timeout_ms < INT64_MAX - start
+                           ? start + spec->timeout_ms
+                           : -1;
     int64_t stop_at = 0, report_at = 0;
     const char *in_data = spec->stdin_data;
     size_t in_left = spec->stdin_data ? spec->stdin_len : 0;
@@ -285,8 +289,13 @@ static void io_loop(const sx_native_instance *inst, const sx_exec_spec *spec,
                                                                    : until - now);
 
         int r = poll(pf, n, timeout);
-        if (r < 0 && errno != EINTR)
-            break;                  /* cannot happen with valid fds */
+        if (r < 0 && errno != EINTR) {
+            /* Not expected (valid fds; ENOMEM at worst).  Stop the tree so
+             * that waiting for the supervisor stays bounded. */
+            io->poll_errno = errno;
+            close_fd(&f->ctl_w);
+            break;
+        }
         now = mono_ms();
 
         if (idx_out >= 0 && pf[idx_out].revents &&
@@ -447,11 +456,14 @@ int sx_native_run(void *instance, const sx_exec_spec *spec, sx_exec *exec,
     }
 
     /* The durable "exec.started" record comes before the script starts. */
-    memset(err, 0, sizeof *err);
-    if (h->exec_started(exec, NULL, err) != 0) {
-        if (err->code[0] == '\0')
-            sx_error_set(err, "audit_unavailable",
+    sx_error started_err;
+    memset(&started_err, 0, sizeof started_err);
+    if (h->exec_started(exec, NULL, &started_err) != 0) {
+        if (started_err.code[0] == '\0')
+            sx_error_set(&started_err, "audit_unavailable",
                          "exec.started could not be recorded");
+        if (err != NULL)
+            *err = started_err;
         fds_close_all(&f);
         free(buf);
         sx_native_cmd_free(&cmd);
@@ -517,6 +529,12 @@ int sx_native_run(void *instance, const sx_exec_spec *spec, sx_exec *exec,
     if (rc != 0)
         goto out;
     rc = -1;
+    if (io.poll_errno != 0) {
+        sx_error_set(err, "backend_error",
+                     "executor '%s': poll: %s; the run was stopped",
+                     inst->name, strerror(io.poll_errno));
+        goto out;
+    }
     if (io.got_child_error) {
         map_child_error(inst, &cmd, &io.child_error, err);
         goto out;

@@ -108,12 +108,24 @@ static void mock_exec_output(sx_exec *exec, sx_stream stream, const char *data,
 {
     pthread_mutex_lock(&exec->lock);
     exec->output_calls++;
-    if (stream == SX_STREAM_STDOUT)
-        buf_append(&exec->out, data, len);
-    else if (stream == SX_STREAM_STDERR)
-        buf_append(&exec->err, data, len);
-    else
+    sx_mock_buf *b = NULL;
+    if (stream == SX_STREAM_STDOUT) {
+        b = &exec->out;
+        exec->total_out += len;
+    } else if (stream == SX_STREAM_STDERR) {
+        b = &exec->err;
+        exec->total_err += len;
+    } else {
         exec->bad_stream_calls++;
+    }
+    if (b != NULL) {
+        size_t keep = len;
+        if (exec->keep_max > 0)
+            keep = b->len >= exec->keep_max ? 0
+                   : (exec->keep_max - b->len < len ? exec->keep_max - b->len : len);
+        if (keep > 0)
+            buf_append(b, data, keep);
+    }
     pthread_mutex_unlock(&exec->lock);
 }
 

@@ -29,6 +29,9 @@ struct sx_exec {
     sx_mock_buf out;            /* everything sent to SX_STREAM_STDOUT */
     sx_mock_buf err;            /* everything sent to SX_STREAM_STDERR */
     size_t output_calls;
+    size_t total_out;           /* bytes received per stream, kept or not */
+    size_t total_err;
+    size_t keep_max;            /* keep at most this much per stream; 0 = all */
     int bad_stream_calls;       /* exec_output with an unknown stream */
     int cancel_fd;              /* eventfd: readable once cancelled */
     int cancelled;

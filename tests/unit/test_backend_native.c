@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,6 +382,7 @@ START_TEST(test_exit_codes)
     void *inst = make_instance("shell", PATH_YAML);
     run_out r = {0};
     sx_exec_spec spec = spec_make("/bin/bash", "exit 0\n");
+    spec.timeout_ms = INT64_MAX;                /* no overflow anywhere */
     run_spec(inst, &spec, &r);
     assert_exited(&r, 0);
     run_done(&r);
@@ -407,6 +409,78 @@ START_TEST(test_signal_death)
     ck_assert_int_eq(r.res.signal, SIGTERM);
     ck_assert_str_eq(OUT(&r), "before\n");
     run_done(&r);
+    g_ops->instance_destroy(inst);
+}
+END_TEST
+
+START_TEST(test_host_signal_state_not_inherited)
+{
+    /* The host ignores SIGPIPE (host/main.c) and this thread blocks
+     * SIGTERM: the script must still get default dispositions and an
+     * empty mask. */
+    void *inst = make_instance("shell", PATH_YAML);
+    struct sigaction ign, old_pipe;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    sigset_t term, old_mask;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old_mask);
+
+    run_out r = {0};
+    sx_exec_spec spec = spec_make("/bin/bash",
+                                  "yes | head -n 1\n"
+                                  "grep -E '^Sig(Blk|Ign)' /proc/self/status\n");
+    run_spec(inst, &spec, &r);
+    assert_exited(&r, 0);
+    ck_assert_str_eq(OUT(&r), "y\n"
+                              "SigBlk:\t0000000000000000\n"
+                              "SigIgn:\t0000000000000000\n");
+    ck_assert_str_eq(ERR(&r), "");          /* no "yes: Broken pipe" */
+    run_done(&r);
+
+    spec = spec_make("/bin/bash", "kill -TERM $$\necho survived\n");
+    run_spec(inst, &spec, &r);
+    assert_ran(&r);
+    ck_assert_int_eq(r.res.termination, SX_TERM_SIGNALED);
+    ck_assert_int_eq(r.res.signal, SIGTERM);
+    run_done(&r);
+
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    g_ops->instance_destroy(inst);
+}
+END_TEST
+
+START_TEST(test_host_fds_not_inherited)
+{
+    void *inst = make_instance("shell", PATH_YAML);
+    /* A descriptor without CLOEXEC, as a careless host library might have. */
+    int leaked = open("/dev/null", O_RDONLY);
+    ck_assert_int_ge(leaked, 0);
+    int leaked_hi = fcntl(leaked, F_DUPFD, 40);
+    ck_assert_int_ge(leaked_hi, 40);
+    run_out r = {0};
+    sx_exec_spec spec = spec_make("/bin/bash",
+                                  "ls /proc/$$/fd\n");
+    run_spec(inst, &spec, &r);
+    assert_exited(&r, 0);
+    /* stdio, the script memfd, and bash's own script fd (255). */
+    char *copy = strdup(OUT(&r));
+    char *save = NULL;
+    int seen[4] = {0};
+    for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        int fd = atoi(l);
+        ck_assert_msg(fd <= 3 || fd == 255, "fd %s reached the script", l);
+        if (fd <= 3)
+            seen[fd] = 1;
+    }
+    ck_assert(seen[0] && seen[1] && seen[2] && seen[3]);
+    free(copy);
+    run_done(&r);
+    close(leaked);
+    close(leaked_hi);
     g_ops->instance_destroy(inst);
 }
 END_TEST
@@ -841,6 +915,30 @@ START_TEST(test_exit_kills_leftovers)
 }
 END_TEST
 
+START_TEST(test_output_flood)
+{
+    /* As fast as the script can write, on both streams: the timeout still
+     * fires on time, and the output went through (the mock keeps 1 MiB). */
+    void *inst = make_instance("shell", PATH_YAML);
+    sx_exec_spec spec = spec_make("/bin/bash", "yes >&2 &\nexec yes\n");
+    spec.timeout_ms = 700;
+    run_out r = {0};
+    r.exec = sx_mock_exec_new();
+    r.exec->keep_max = MIB;
+    run_spec(inst, &spec, &r);
+    assert_ran(&r);
+    ck_assert_int_eq(r.res.termination, SX_TERM_TIMED_OUT);
+    ck_assert_double_lt(r.wall, 3.0);
+    ck_assert_uint_gt(r.exec->total_out, MIB);
+    ck_assert_uint_gt(r.exec->total_err, MIB);
+    ck_assert_uint_eq(r.exec->out.len, MIB);
+    ck_assert(strncmp(OUT(&r), "y\ny\ny\n", 6) == 0);
+    run_done(&r);
+    g_ops->instance_destroy(inst);
+    assert_no_children();
+}
+END_TEST
+
 typedef struct cancel_arg {
     sx_exec *exec;
     int delay_ms;
@@ -1219,6 +1317,8 @@ int main(void)
     tcase_add_test(tc, test_exit_codes);
     tcase_add_test(tc, test_signal_death);
     tcase_add_test(tc, test_stdout_stderr);
+    tcase_add_test(tc, test_host_signal_state_not_inherited);
+    tcase_add_test(tc, test_host_fds_not_inherited);
     tcase_add_test(tc, test_stdin_small_and_none);
     tcase_add_test(tc, test_stdin_big_no_deadlock);
     tcase_add_test(tc, test_big_script);
@@ -1232,6 +1332,7 @@ int main(void)
     tcase_add_test(tc, test_whitelist);
     tcase_add_test(tc, test_timeout_kills_tree);
     tcase_add_test(tc, test_exit_kills_leftovers);
+    tcase_add_test(tc, test_output_flood);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_exec_started_refusal);
     tcase_add_test(tc, test_rusage);

@@ -142,8 +142,39 @@ static int is_local_url(const char *url)
     return 0;
 }
 
-/* Dial url; local transports synchronously, others in the background with
- * connect_ms to come up. */
+static int is_tcp_url(const char *url)
+{
+    return strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tcp4://", 7) == 0 ||
+           strncmp(url, "tcp6://", 7) == 0;
+}
+
+/* A bare TCP connect with a deadline, for the real reason ("Connection
+ * refused") an SP dial in the background would not report. */
+static int probe_tcp(const char *url, int connect_ms)
+{
+    nng_stream_dialer *d = NULL;
+    nng_aio *aio = NULL;
+    int rv = nng_stream_dialer_alloc(&d, url);
+
+    if (rv == 0)
+        rv = nng_aio_alloc(&aio, NULL, NULL);
+    if (rv == 0) {
+        nng_aio_set_timeout(aio, connect_ms);
+        nng_stream_dialer_dial(d, aio);
+        nng_aio_wait(aio);
+        rv = nng_aio_result(aio);
+        if (rv == 0)
+            nng_stream_free(nng_aio_get_output(aio, 0));
+    }
+    if (aio != NULL)
+        nng_aio_free(aio);
+    if (d != NULL)
+        nng_stream_dialer_free(d);
+    return rv;
+}
+
+/* Dial url: local transports synchronously (an absent server fails at
+ * once); others in the background, given connect_ms to come up. */
 static int link_dial(nng_socket sock, link_state *l, const char *url,
                      int connect_ms)
 {
@@ -151,6 +182,8 @@ static int link_dial(nng_socket sock, link_state *l, const char *url,
 
     if (is_local_url(url))
         return nng_dial(sock, url, NULL, 0);
+    if (is_tcp_url(url) && (rv = probe_tcp(url, connect_ms)) != 0)
+        return rv;
     rv = nng_dial(sock, url, NULL, NNG_FLAG_NONBLOCK);
     if (rv == 0)
         rv = link_wait_up(l, connect_ms);

@@ -6,8 +6,11 @@
  *   sx_events: a SUB socket on the events URL; messages are "<topic> <json>".
  *
  * Local transports (ipc://, inproc://, abstract://) are dialed synchronously,
- * so a dead server is reported at once with nng's reason; other transports
- * are dialed in the background and given `connect_timeout_ms` to come up.
+ * so a dead server is reported at once with nng's reason ("Connection
+ * refused"); tcp:// endpoints are first probed with a plain connect bounded
+ * by the connect timeout (for the same exact reason), and every non-local
+ * transport is then dialed in the background and given the connect timeout
+ * (SX_CONNECT_TIMEOUT_MS for the control socket) to come up.
  * Request resend is disabled (the server is idempotent, and a resend would
  * only duplicate work); if the connection drops while a call waits for its
  * reply, the call fails at once instead of waiting out the reply timeout.

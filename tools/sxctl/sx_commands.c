@@ -517,14 +517,14 @@ static cJSON *exec_with(const sx_opts *o)
     if (ok && o->args.n > 1)
         ok = cJSON_AddItemToObject(with, "args", cJSON_CreateStringArray(
                                        o->args.v + 1, (int)o->args.n - 1));
-    ok = ok && cJSON_AddStringToObject(with, "interpreter",
-                                       o->interpreter ? o->interpreter
-                                                      : "/bin/sh");
+    if (ok && o->interpreter != NULL)
+        ok = cJSON_AddStringToObject(with, "interpreter", o->interpreter)
+             != NULL;
     if (ok && o->executor != NULL)
         ok = cJSON_AddStringToObject(with, "executor", o->executor) != NULL;
     if (ok && o->script_timeout != NULL)
-        ok = cJSON_AddItemToObject(with, "timeout",
-                                   sx_yaml_plain_scalar(o->script_timeout));
+        ok = cJSON_AddStringToObject(with, "timeout", o->script_timeout)
+             != NULL;
     ok = ok && add_env(with, &o->env) == 0 &&
          add_stdin(with, o->stdin_file) == 0;
     if (!ok) {

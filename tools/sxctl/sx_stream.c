@@ -114,9 +114,15 @@ static void wait_a_little(sx_stream *st)
     struct timespec ts;
 
     if (st->cfg.events != NULL) {
-        if (sx_events_next(st->cfg.events, POLL_MS, &ev, &err) == 0) {
+        int rv = sx_events_next(st->cfg.events, POLL_MS, &ev, &err);
+
+        if (rv == 0) {
             on_event(st, &ev);
             sx_event_clear(&ev);
+        } else if (rv < 0) {
+            pthread_mutex_lock(&st->mu);
+            st->cfg.events = NULL;  /* broken: the reply's copy will do */
+            pthread_mutex_unlock(&st->mu);
         }
         return;
     }

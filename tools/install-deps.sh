@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages needed to build and test the script executor.
+# Idempotent: does nothing when everything is present.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config          # toolchain
+  libnng-dev libyaml-dev libcjson-dev       # nng, libyaml, cJSON
+  libssl-dev check libsubunit-dev           # OpenSSL (SHA-256), check (unit tests)
+  python3 ruby                              # interpreters scripts may use
+  util-linux procps                         # setsid, ps (process-tree tests)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "installing: ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run every test: install dependencies, build, run the suite with ctest, then
+# build again with AddressSanitizer + UndefinedBehaviorSanitizer (leaks are
+# failures) and run the suite once more.
+#   --plain      only the plain build
+#   --sanitize   only the sanitizer build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-all}
+bash tools/install-deps.sh
+jobs=$(nproc)
+
+if [ "$mode" = all ] || [ "$mode" = --plain ]; then
+  echo "== plain build (RelWithDebInfo) =="
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build -j"$jobs"
+  (cd build && ctest --output-on-failure --timeout 900)
+fi
+
+if [ "$mode" = all ] || [ "$mode" = --sanitize ]; then
+  echo "== ASan + UBSan build (Debug) =="
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSX_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$jobs"
+  # Plugins stay mapped at exit (SX_NO_DLCLOSE) so leak reports can name
+  # their frames; any leak or UB report fails the test that caused it.
+  (cd build-asan && SX_NO_DLCLOSE=1 \
+     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \
+     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+     ctest --output-on-failure --timeout 900)
+fi
