@@ -93,7 +93,8 @@ char *sx_capbuf_contents(const sx_capbuf *b, size_t *len)
     char *out = malloc(n + 1);
     if (out == NULL)
         return NULL;
-    memcpy(out, b->head, b->head_len);
+    if (b->head_len > 0)
+        memcpy(out, b->head, b->head_len);
     memcpy(out + b->head_len, marker, mlen);
     /* ring: oldest byte is at tail_pos when full, else at 0 */
     size_t start = b->tail_len == b->tail_cap ? b->tail_pos : 0;

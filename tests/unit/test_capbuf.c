@@ -22,6 +22,20 @@ START_TEST(small_output_kept_whole)
 }
 END_TEST
 
+START_TEST(empty_capture_is_empty_string)
+{
+    sx_capbuf b;
+    sx_capbuf_init(&b, 100);
+    size_t len = 99;
+    char *s = sx_capbuf_contents(&b, &len);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_str_eq(s, "");
+    ck_assert_uint_eq(len, 0);
+    free(s);
+    sx_capbuf_free(&b);
+}
+END_TEST
+
 START_TEST(exactly_cap_is_not_truncated)
 {
     sx_capbuf b;
@@ -88,6 +102,7 @@ int main(void)
     Suite *s = suite_create("capbuf");
     TCase *tc = tcase_create("capture");
     tcase_add_test(tc, small_output_kept_whole);
+    tcase_add_test(tc, empty_capture_is_empty_string);
     tcase_add_test(tc, exactly_cap_is_not_truncated);
     tcase_add_test(tc, head_and_tail_kept);
     tcase_add_test(tc, memory_stays_bounded);
