@@ -21,9 +21,10 @@ int sx_bus_open(struct sx_bus **out, const char *external_url, sx_error *err)
     int rv = nng_pub0_open(&bus->pub);
     /* Per-subscriber queue: deep enough that a live `sxctl watch` keeps up
      * with bursts of output, bounded so a stalled subscriber costs at most
-     * this many messages of memory before it starts missing events. */
+     * this many messages (output chunks are at most 64 KiB) before it starts
+     * missing events. */
     if (rv == 0)
-        rv = nng_socket_set_int(bus->pub, NNG_OPT_SENDBUF, 1024);
+        rv = nng_socket_set_int(bus->pub, NNG_OPT_SENDBUF, 256);
     if (rv == 0)
         rv = nng_listen(bus->pub, SX_BUS_INPROC_URL, NULL, 0);
     if (rv != 0) {

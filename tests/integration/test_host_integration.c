@@ -524,6 +524,31 @@ START_TEST(events_stream_output)
 }
 END_TEST
 
+START_TEST(stalled_subscriber_never_stalls_execution)
+{
+    /* A subscriber that connects and never reads.  The run pushes ~50 MB of
+     * output events at it; PUB drops what the subscriber cannot take, and
+     * the run completes with its output intact in the reply. */
+    nng_socket sub;
+    ck_assert_int_eq(nng_sub0_open(&sub), 0);
+    nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+    nng_socket_set_int(sub, NNG_OPT_RECVBUF, 1);
+    ck_assert_int_eq(nng_dial(sub, H.events_url, NULL, 0), 0);
+    usleep(200 * 1000);
+    cJSON *r = run("run-17", "flood", "{\"executor\":\"fake\",\"inline_script\":\"outbytes 50000000\\nout END\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
+    ck_assert_int_eq((int)num(r, "output", "stdout_dropped_bytes"), 50000004 - 4096);
+    const char *s = sx_json_str(r, "output.stdout");
+    ck_assert_str_eq(s + strlen(s) - 4, "END\n");
+    cJSON_Delete(r);
+    /* and the host still answers */
+    r = sx_harness_call(&H, "{\"op\":\"health\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "ok");
+    cJSON_Delete(r);
+    nng_close(sub);
+}
+END_TEST
+
 /* ---------------------------------------------------------- lifecycle */
 
 START_TEST(sigterm_finishes_in_flight)
@@ -696,6 +721,7 @@ int main(void)
     tcase_add_test(ctl, render_native_plan);
     tcase_add_test(ctl, describe_lists_loaded_plugins);
     tcase_add_test(ctl, events_stream_output);
+    tcase_add_test(ctl, stalled_subscriber_never_stalls_execution);
     tcase_set_timeout(ctl, 60);
     suite_add_tcase(s, ctl);
 
