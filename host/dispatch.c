@@ -16,36 +16,6 @@
 
 #define SX_ID_MAX 253
 
-const char *sx_status_name(sx_status s)
-{
-    switch (s) {
-    case SX_STATUS_SUCCEEDED: return "succeeded";
-    case SX_STATUS_FAILED: return "failed";
-    case SX_STATUS_TIMED_OUT: return "timed_out";
-    case SX_STATUS_CANCELLED: return "cancelled";
-    case SX_STATUS_PENDING_APPROVAL: return "pending_approval";
-    case SX_STATUS_DENIED: return "denied";
-    case SX_STATUS_EXPIRED: return "expired";
-    case SX_STATUS_REJECTED: return "rejected";
-    case SX_STATUS_ERROR: return "error";
-    }
-    return "error";
-}
-
-const char *sx_termination_name(sx_termination t)
-{
-    switch (t) {
-    case SX_TERM_NONE: return "none";
-    case SX_TERM_EXITED: return "exited";
-    case SX_TERM_SIGNALED: return "signaled";
-    case SX_TERM_OOM_KILLED: return "oom_killed";
-    case SX_TERM_TIMED_OUT: return "timed_out";
-    case SX_TERM_CANCELLED: return "cancelled";
-    case SX_TERM_LOST: return "lost";
-    }
-    return "lost";
-}
-
 /* A parsed request's common fields (borrowed from the cJSON tree). */
 typedef struct sx_req {
     cJSON *json;
@@ -504,6 +474,13 @@ static char *op_health(sx_host *host)
     return print_and_free(out);
 }
 
+static char *not_found_reply(const sx_req *r)
+{
+    return error_reply(r, SX_STATUS_REJECTED, "not_found",
+                       "no execution %s/%s is running or remembered", r->execution_id,
+                       r->step_name);
+}
+
 static char *op_status(sx_host *host, const sx_req *r)
 {
     char *bad = need_ids(r);
@@ -511,9 +488,7 @@ static char *op_status(sx_host *host, const sx_req *r)
         return bad;
     cJSON *st = sx_executions_status(host->executions, r->execution_id, r->step_name);
     if (st == NULL)
-        return error_reply(r, SX_STATUS_REJECTED, "not_found",
-                           "no execution %s/%s is running or remembered", r->execution_id,
-                           r->step_name);
+        return not_found_reply(r);
     cJSON *out = reply_new("ok", r);
     sx_json_merge(out, st);
     cJSON_Delete(st);
@@ -527,9 +502,7 @@ static char *op_cancel(sx_host *host, const sx_req *r)
         return bad;
     int rv = sx_executions_cancel(host->executions, r->execution_id, r->step_name);
     if (rv < 0)
-        return error_reply(r, SX_STATUS_REJECTED, "not_found",
-                           "no execution %s/%s is running or remembered", r->execution_id,
-                           r->step_name);
+        return not_found_reply(r);
     cJSON *out = reply_new("ok", r);
     cJSON_AddStringToObject(out, "cancel", rv == 0 ? "requested" : "already_finished");
     return print_and_free(out);

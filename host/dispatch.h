@@ -14,8 +14,4 @@
  * (NULL only when out of memory). */
 char *sx_dispatch(sx_host *host, const char *msg, size_t len);
 
-/* The name of a status ("succeeded", ...). */
-const char *sx_status_name(sx_status status);
-const char *sx_termination_name(sx_termination t);
-
 #endif

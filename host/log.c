@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "log.h"
 
+#include "sx/sx_util.h"
+
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,13 +41,8 @@ void sx_log_v(sx_log_level level, const char *component, const char *fields_json
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
 
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
     char when[40];
-    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    sx_time_utc(when, sizeof when, 3);
 
     cJSON *line = fields_json ? cJSON_Parse(fields_json) : NULL;
     if (line == NULL || !cJSON_IsObject(line)) {

@@ -14,13 +14,8 @@
 
 static void add_time(cJSON *rec)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
     char when[40];
-    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof when - n, ".%06ldZ", ts.tv_nsec / 1000);
+    sx_time_utc(when, sizeof when, 6);
     cJSON_AddStringToObject(rec, "time", when);
 }
 

@@ -366,20 +366,6 @@ static sx_status status_for_error(const char *code)
     return SX_STATUS_ERROR;
 }
 
-static const char *termination_name(sx_termination t)
-{
-    switch (t) {
-    case SX_TERM_EXITED: return "exited";
-    case SX_TERM_SIGNALED: return "signaled";
-    case SX_TERM_OOM_KILLED: return "oom_killed";
-    case SX_TERM_TIMED_OUT: return "timed_out";
-    case SX_TERM_CANCELLED: return "cancelled";
-    case SX_TERM_LOST: return "lost";
-    case SX_TERM_NONE: break;
-    }
-    return "lost";
-}
-
 /* Map the backend's result onto the step status (and error, if any). */
 static sx_status status_for_result(const sx_exec_result *r, const sx_prepared *p, sx_error *err)
 {
@@ -435,7 +421,7 @@ static char *output_json(const sx_prepared *p, const sx_exec_result *r)
     cJSON_AddStringToObject(o, "executor", p->backend.name);
     cJSON_AddStringToObject(o, "backend", p->backend.provides);
     cJSON *t = cJSON_AddObjectToObject(o, "termination");
-    cJSON_AddStringToObject(t, "reason", termination_name(r->termination));
+    cJSON_AddStringToObject(t, "reason", sx_termination_name(r->termination));
     if (r->signal)
         cJSON_AddNumberToObject(t, "signal", r->signal);
     else

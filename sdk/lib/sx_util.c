@@ -148,3 +148,56 @@ double sx_now_monotonic(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+const char *sx_status_name(sx_status s)
+{
+    switch (s) {
+    case SX_STATUS_SUCCEEDED: return "succeeded";
+    case SX_STATUS_FAILED: return "failed";
+    case SX_STATUS_TIMED_OUT: return "timed_out";
+    case SX_STATUS_CANCELLED: return "cancelled";
+    case SX_STATUS_PENDING_APPROVAL: return "pending_approval";
+    case SX_STATUS_DENIED: return "denied";
+    case SX_STATUS_EXPIRED: return "expired";
+    case SX_STATUS_REJECTED: return "rejected";
+    case SX_STATUS_ERROR: return "error";
+    }
+    return "error";
+}
+
+const char *sx_termination_name(sx_termination t)
+{
+    switch (t) {
+    case SX_TERM_NONE: return "none";
+    case SX_TERM_EXITED: return "exited";
+    case SX_TERM_SIGNALED: return "signaled";
+    case SX_TERM_OOM_KILLED: return "oom_killed";
+    case SX_TERM_TIMED_OUT: return "timed_out";
+    case SX_TERM_CANCELLED: return "cancelled";
+    case SX_TERM_LOST: return "lost";
+    }
+    return "lost";
+}
+
+int sx_time_utc(char *buf, size_t size, int digits)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0)
+        return -1;
+    if (digits < 0)
+        digits = 0;
+    if (digits > 9)
+        digits = 9;
+    long frac = ts.tv_nsec;
+    for (int i = digits; i < 9; i++)
+        frac /= 10;
+    if (digits > 0)
+        snprintf(buf + n, size - n, ".%0*ldZ", digits, frac);
+    else
+        snprintf(buf + n, size - n, "Z");
+    return 0;
+}

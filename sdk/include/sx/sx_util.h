@@ -35,6 +35,16 @@ const char *sx_strmap_get(const sx_strmap *map, const char *key);
 void sx_strlist_clear(sx_strlist *list);
 void sx_strmap_clear(sx_strmap *map);
 
+/* Stable names: "succeeded", "failed", ... and "exited", "signaled", ...
+ * (the protocol's status and termination.reason).  Static strings. */
+const char *sx_status_name(sx_status status);
+const char *sx_termination_name(sx_termination termination);
+
+/* The current UTC time as ISO 8601 with `digits` fractional digits (0-9):
+ * "2026-11-24T11:38:34.566Z".  Returns 0, or -1 if buf is too small (40
+ * bytes always suffice). */
+int sx_time_utc(char *buf, size_t size, int digits);
+
 /* Monotonic clock in seconds. */
 double sx_now_monotonic(void);
 
