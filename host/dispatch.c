@@ -143,10 +143,15 @@ static char *parse_request(sx_req *r, const char *msg, size_t len)
                                            "caller.groups must be at most 64 strings");
                     r->groups[r->n_groups++] = g->valuestring;
                 }
-            } else if (strcmp(it->string, "token") != 0) {
+            } else if (strcmp(it->string, "token") == 0) {
+                /* Refused rather than ignored: nothing here verifies it yet. */
+                return error_reply(r, SX_STATUS_REJECTED, "unsupported_parameter",
+                                   "caller.token is given but no policy plugin is loaded to "
+                                   "verify it; this deployment trusts caller.user and "
+                                   "caller.groups as sent");
+            } else {
                 return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
-                                   "unknown field 'caller.%s'; known: user, groups, token",
-                                   it->string);
+                                   "unknown field 'caller.%s'; known: user, groups", it->string);
             }
         }
     }

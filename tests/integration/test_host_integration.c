@@ -340,6 +340,9 @@ START_TEST(bad_inputs_get_clear_errors)
          "\"with\":{\"approval_required\":true,\"inline_script\":\"touch /tmp/sx-unapproved\"}}",
          "rejected", "approval_unavailable"},
         {"{\"op\":\"status\",\"execution_id\":\"never\",\"step_name\":\"s\"}", "rejected", "not_found"},
+        {"{\"op\":\"execute\",\"execution_id\":\"b11\",\"step_name\":\"s\",\"type\":\"script.run\","
+         "\"caller\":{\"user\":\"a\",\"token\":\"eyJ...\"},\"with\":{\"inline_script\":\"true\"}}",
+         "rejected", "unsupported_parameter"},
     };
     unlink("/tmp/sx-unapproved");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
