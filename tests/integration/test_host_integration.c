@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include "sx_check_main.h"
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
@@ -745,9 +746,5 @@ int main(void)
     tcase_set_timeout(cfg, 60);
     suite_add_tcase(s, cfg);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sx_check_run(s);
 }

@@ -1,5 +1,6 @@
 /* test_capbuf.c - bounded head+tail output capture. */
 #include <check.h>
+#include "sx_check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,9 +110,5 @@ int main(void)
     tcase_add_test(tc, utf8_sanitised);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sx_check_run(s);
 }

@@ -1,6 +1,7 @@
 /* test_config.c - unit tests of the host's YAML config tree (host/config.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include "sx_check_main.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -724,9 +725,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return sx_check_run(config_suite());
 }

@@ -1,6 +1,7 @@
 /* test_executions.c - idempotency, concurrency bound and waiting repeats. */
 #define _DEFAULT_SOURCE
 #include <check.h>
+#include "sx_check_main.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,9 +138,5 @@ int main(void)
     tcase_add_test(tc, retention_forgets_oldest);
     tcase_add_test(tc, cancel_marks_running_exec);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sx_check_run(s);
 }

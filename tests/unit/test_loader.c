@@ -1,5 +1,6 @@
 /* test_loader.c - the plugin loader's ABI gate and every way loading fails. */
 #include <check.h>
+#include "sx_check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,9 +159,5 @@ int main(void)
     tcase_add_test(fail, not_elf);
     tcase_add_test(fail, no_entry_symbol);
     suite_add_tcase(s, fail);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sx_check_run(s);
 }

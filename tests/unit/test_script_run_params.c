@@ -1,5 +1,6 @@
 /* test_script_run_params.c - the script.run parameter table and type checks. */
 #include <check.h>
+#include "sx_check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,9 +105,5 @@ int main(void)
     tcase_add_test(tc, null_counts_as_absent);
     tcase_add_test(tc, describe_lists_every_parameter);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return sx_check_run(s);
 }
