@@ -365,8 +365,13 @@ static char *op_execute(sx_host *host, const sx_req *r)
     sx_log_fields(SX_LOG_INFO, "host", NULL, "step %s/%s finished: %s%s%s", r->execution_id,
                   r->step_name, sx_status_name(reply.status), has_error ? " " : "",
                   has_error ? reply.error.code : "");
-    sx_executions_finish(host->executions, r->execution_id, r->step_name,
-                         text ? text : "{\"status\":\"error\"}");
+    /* A pair that started is remembered so it never runs twice; a refusal
+     * (nothing started) is not, so a corrected request can run. */
+    if (ran)
+        sx_executions_finish(host->executions, r->execution_id, r->step_name,
+                             text ? text : "{\"status\":\"error\"}");
+    else
+        sx_executions_abandon(host->executions, r->execution_id, r->step_name);
     sx_exec_destroy(exec);
     return text;
 }

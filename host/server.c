@@ -7,6 +7,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +17,18 @@
 #include "log.h"
 #include "sx/sx_util.h"
 
+/* A worker waits for a request at most this long before it checks whether
+ * the server is stopping.  The socket is closed only after every worker has
+ * left its loop: closing it under a worker about to send is a crash in nng. */
+#define SX_SERVER_POLL_MS 250
+#define SX_SERVER_SEND_TIMEOUT_MS 10000
+
 struct sx_server {
     sx_host *host;
     nng_socket rep;
     size_t n_workers;
     pthread_t *threads;
+    atomic_int stopping;
 };
 
 static void *worker_main(void *arg)
@@ -34,13 +42,14 @@ static void *worker_main(void *arg)
         nng_aio_free(aio);
         return NULL;
     }
-    for (;;) {
+    while (!atomic_load(&srv->stopping)) {
+        nng_aio_set_timeout(aio, SX_SERVER_POLL_MS);
         nng_ctx_recv(ctx, aio);
         nng_aio_wait(aio);
         int rv = nng_aio_result(aio);
         if (rv == NNG_ECLOSED)
             break;
-        if (rv != 0)
+        if (rv != 0) /* NNG_ETIMEDOUT: look at the stop flag again */
             continue;
         nng_msg *msg = nng_aio_get_msg(aio);
         char *reply = sx_dispatch(srv->host, nng_msg_body(msg), nng_msg_len(msg));
@@ -55,6 +64,7 @@ static void *worker_main(void *arg)
         }
         free(reply);
         nng_aio_set_msg(aio, msg);
+        nng_aio_set_timeout(aio, SX_SERVER_SEND_TIMEOUT_MS);
         nng_ctx_send(ctx, aio);
         nng_aio_wait(aio);
         if (nng_aio_result(aio) != 0) /* peer gone: the reply is dropped */
@@ -128,9 +138,10 @@ void sx_server_stop(struct sx_server *srv)
 {
     if (srv == NULL)
         return;
-    nng_close(srv->rep);
+    atomic_store(&srv->stopping, 1);
     for (size_t i = 0; i < srv->n_workers; i++)
         pthread_join(srv->threads[i], NULL);
+    nng_close(srv->rep);
     free(srv->threads);
     free(srv);
 }

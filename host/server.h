@@ -15,7 +15,8 @@
 
 struct sx_server;
 int sx_server_start(sx_host *host, struct sx_server **out, sx_error *err);
-/* Close the socket (pending receives end) and join the workers. */
+/* Let each worker finish the request it holds, join them, then close the
+ * socket.  Returns within SX_SERVER_POLL_MS of the last request's reply. */
 void sx_server_stop(struct sx_server *server);
 
 #endif

@@ -260,6 +260,20 @@ START_TEST(repeat_returns_recorded_result)
 }
 END_TEST
 
+START_TEST(refusal_is_not_remembered)
+{
+    cJSON *r = run("run-18", "fixme", "{\"inline_script\":\"echo fixed\",\"timeout\":\"99h\"}");
+    assert_error(r, "rejected", "invalid_parameter");
+    cJSON_Delete(r);
+    r = run("run-18", "fixme", "{\"inline_script\":\"echo fixed\",\"timeout\":\"9s\"}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
+    ck_assert_str_eq(sx_json_str(r, "output.stdout"), "fixed\n");
+    cJSON_Delete(r);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.rejected", "run-18", "fixme"), 1);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "run-18", "fixme"), 1);
+}
+END_TEST
+
 struct call_arg { const char *json; char *reply; };
 static void *call_thread(void *p)
 {
@@ -446,6 +460,10 @@ START_TEST(cancel_kills_run)
                             NULL};
     pthread_t th;
     pthread_create(&th, NULL, call_thread, &slow);
+    /* cancel once the script has started (its start record is durable) */
+    for (int i = 0; i < 200 && sx_harness_audit_count(&H, "exec.started", "run-12", "s") == 0; i++)
+        usleep(25 * 1000);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "run-12", "s"), 1);
     cJSON *c = NULL;
     for (int i = 0; i < 100; i++) {
         c = sx_harness_call(&H, "{\"op\":\"cancel\",\"execution_id\":\"run-12\",\"step_name\":\"s\"}");
@@ -707,6 +725,7 @@ int main(void)
     TCase *idem = tcase_create("idempotency");
     tcase_add_checked_fixture(idem, start_base, stop_host);
     tcase_add_test(idem, repeat_returns_recorded_result);
+    tcase_add_test(idem, refusal_is_not_remembered);
     tcase_add_test(idem, repeat_in_flight_waits_and_req_resend_is_harmless);
     tcase_set_timeout(idem, 60);
     suite_add_tcase(s, idem);
