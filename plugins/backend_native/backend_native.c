@@ -3,9 +3,9 @@
  * local processes (bash, sh, python3, ruby).
  *
  * This file: the plugin descriptor, executor options, instances,
- * describe(), render() and load_script().  run() is in native_run.c, the
- * per-run supervisor process in supervisor.c, argv/env/whitelist in
- * command.c.
+ * describe(), render() and load_script().  run() is in native_run.c,
+ * starting the per-run supervisor (sx-native-supervisor, supervisor.c) in
+ * spawn.c, argv/env/whitelist in command.c.
  */
 #define _GNU_SOURCE
 #include "native.h"
@@ -34,7 +34,7 @@
 /* ------------------------------------------------------------------ */
 
 enum { OPT_WORK_DIR, OPT_ENV, OPT_WHITELIST, OPT_USER, OPT_GROUP, OPT_SCRIPTS,
-       OPT_COUNT };
+       OPT_SUPERVISOR, OPT_COUNT };
 
 /* The defaults of run_as_user/run_as_group depend on who the host runs as,
  * so instance_create works on a copy with them filled in. */
@@ -62,6 +62,10 @@ static const sx_option native_options[OPT_COUNT + 1] = {
                      offsetof(sx_native_cfg, scripts_dir),
                      "directory of pre-registered scripts for script_path "
                      "(\"/scripts/x.sh\" maps onto it); unset = no script_path"},
+    [OPT_SUPERVISOR] = {SX_OPT_STRING, "supervisor_path", NULL, 0,
+                        offsetof(sx_native_cfg, supervisor_path),
+                        "the per-run helper executable (default: "
+                        SX_SUP_EXE_NAME " next to backend_native.so)"},
     [OPT_COUNT] = {SX_OPT_END, NULL, NULL, 0, 0, NULL},
 };
 
@@ -85,13 +89,17 @@ static int native_init(sx_plugin_ctx *ctx, const sx_host_api *host,
         return sx_error_set(err, "backend_error", "out of memory");
     p->ctx = ctx;
     p->host = host;
+    p->default_supervisor = sx_native_supervisor_default_path();
     *state = p;
     return 0;
 }
 
 static void native_fini(void *state)
 {
-    free(state);
+    sx_native_plugin *p = state;
+    if (p != NULL)
+        free(p->default_supervisor);
+    free(p);
 }
 
 /* "<path of key> (line N)" for messages about a config key. */
@@ -114,6 +122,7 @@ static void instance_free(sx_native_instance *inst)
         return;
     inst->plugin->host->config_free(native_options, &inst->cfg);
     free(inst->scripts_dir_real);
+    free(inst->supervisor);
     free(inst->name);
     free(inst);
 }
@@ -217,6 +226,38 @@ static int native_instance_create(void *plugin_state, const char *name,
             goto fail;
         }
     }
+
+    /* The helper every run starts: refused here rather than at the first
+     * run. */
+    const char *sup = c->supervisor_path ? c->supervisor_path
+                                         : p->default_supervisor;
+    if (sup == NULL) {
+        sx_error_set(err, "invalid_config",
+                     "executor '%s': cannot locate backend_native.so to find "
+                     SX_SUP_EXE_NAME " next to it; set supervisor_path",
+                     inst->name);
+        goto fail;
+    }
+    if ((inst->supervisor = strdup(sup)) == NULL) {
+        sx_error_set(err, "invalid_config", "out of memory");
+        goto fail;
+    }
+    const char *why = NULL;
+    if (sx_native_supervisor_check(inst->supervisor, &why) != 0) {
+        if (c->supervisor_path != NULL) {
+            key_where(p, config, "supervisor_path", where, sizeof where);
+            sx_error_set(err, "invalid_config",
+                         "%s: supervisor '%s' is not usable: %s", where,
+                         inst->supervisor, why);
+        } else {
+            sx_error_set(err, "invalid_config",
+                         "executor '%s': supervisor '%s' (next to "
+                         "backend_native.so) is not usable: %s; install it "
+                         "there or set supervisor_path",
+                         inst->name, inst->supervisor, why);
+        }
+        goto fail;
+    }
     *instance = inst;
     return 0;
 fail:
@@ -282,6 +323,7 @@ static char *native_describe(void *instance)
         cJSON_AddStringToObject(o, "scripts_dir", c->scripts_dir);
     else
         cJSON_AddNullToObject(o, "scripts_dir");
+    cJSON_AddStringToObject(o, "supervisor", inst->supervisor);
     cJSON_AddStringToObject(o, "script_delivery", "memfd");
     static const char *const interps[] = {"/bin/bash", "/bin/sh", "python3",
                                           "ruby"};

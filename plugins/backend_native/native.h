@@ -7,11 +7,13 @@
 #include "sx/sx_backend.h"
 
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The plugin's state: what init() was given. */
 typedef struct sx_native_plugin {
     sx_plugin_ctx *ctx;
     const sx_host_api *host;
+    char *default_supervisor;   /* next to this .so; NULL if not found */
 } sx_native_plugin;
 
 /* The executor options (filled by host->config_apply). */
@@ -22,6 +24,7 @@ typedef struct sx_native_cfg {
     int64_t run_as_user;        /* -1 = do not switch */
     int64_t run_as_group;       /* -1 = do not switch */
     char *scripts_dir;          /* NULL = load_script unsupported */
+    char *supervisor_path;      /* NULL = the helper next to the .so */
 } sx_native_cfg;
 
 /* One executor instance.  Immutable after instance_create, so run(),
@@ -31,10 +34,11 @@ typedef struct sx_native_instance {
     char *name;
     sx_native_cfg cfg;
     char *scripts_dir_real;     /* realpath of cfg.scripts_dir, or NULL */
+    char *supervisor;           /* the helper this instance starts */
     int switch_creds;           /* host is root and a uid/gid is set */
 } sx_native_instance;
 
-/* What one run executes, prepared before any fork (malloc'ed). */
+/* What one run executes (malloc'ed). */
 typedef struct sx_native_cmd {
     char *path;                 /* resolved interpreter binary */
     char **argv;                /* NULL-terminated */
@@ -51,6 +55,29 @@ int sx_native_cmd_prepare(const sx_native_instance *inst,
                           const sx_exec_spec *spec, sx_native_cmd *cmd,
                           sx_error *err);
 void sx_native_cmd_free(sx_native_cmd *cmd);
+
+/* The helper next to backend_native.so (malloc'ed), or NULL (spawn.c). */
+char *sx_native_supervisor_default_path(void);
+
+/* Whether path is a regular, executable file.  Returns 0, or -1 and *why
+ * (static text). */
+int sx_native_supervisor_check(const char *path, const char **why);
+
+/* The host's ends that become the helper's stdin/stdout/stderr,
+ * SX_SUP_FD_ERROR, SX_SUP_FD_REPORT and SX_SUP_FD_CONTROL. */
+typedef struct sx_native_sup_fds {
+    int in, out, err;
+    int child_error, report, control;
+} sx_native_sup_fds;
+
+/* Start inst->supervisor for one run: the script and the plan go into
+ * memfds, fds to their fixed numbers.  Returns 0 and *pid, or -1 with err
+ * ("backend_error"); the caller's fds are left open either way. */
+int sx_native_spawn_supervisor(const sx_native_instance *inst,
+                               const sx_exec_spec *spec,
+                               const sx_native_cmd *cmd,
+                               const sx_native_sup_fds *fds, pid_t *pid,
+                               sx_error *err);
 
 /* run() of the ops table (native_run.c). */
 int sx_native_run(void *instance, const sx_exec_spec *spec, sx_exec *exec,

@@ -1,11 +1,12 @@
 /*
  * native_run.c - run(): one script, start to end, on the calling thread.
  *
- *   host thread (this file)                supervisor (supervisor.c)
- *   -----------------------                -------------------------
- *   prepare argv/envp, memfd, pipes
+ *   host thread (this file)                sx-native-supervisor
+ *   -----------------------                (supervisor.c)
+ *   prepare argv/envp, pipes               --------------------
  *   exec_started() == 0 ?
- *   fork() ------------------------------> subreaper, fork script child
+ *   posix_spawn (spawn.c): script and ---> read the plan, subreaper,
+ *     plan memfds, fds 0-7                 fork the script child
  *   poll(): stdout, stderr -> exec_output   wait for the script / a stop
  *           stdin <- stdin_data             kill + reap the whole tree
  *           cancel fd, timeout -> stop ---> (stop pipe)
@@ -29,7 +30,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -67,44 +67,8 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A sealed memfd holding the script: the interpreter opens it as
- * /proc/self/fd/3, the script itself cannot change it. */
-static int make_script_fd(const sx_exec_spec *spec, sx_error *err)
-{
-    int fd = memfd_create("sx-script", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return sx_error_set(err, "backend_error", "memfd_create: %s",
-                            strerror(errno));
-    const char *p = spec->script ? spec->script : "";
-    size_t left = spec->script ? spec->script_len : 0;
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = errno;
-            close(fd);
-            return sx_error_set(err, "backend_error",
-                                "writing the script to its memfd: %s",
-                                strerror(e));
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-    if (fcntl(fd, F_ADD_SEALS,
-              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0 ||
-        lseek(fd, 0, SEEK_SET) != 0) {
-        int e = errno;
-        close(fd);
-        return sx_error_set(err, "backend_error", "sealing the script memfd: %s",
-                            strerror(e));
-    }
-    return fd;
-}
-
 /* All the descriptors of one run.  -1 = closed. */
 typedef struct run_fds {
-    int script;
     int in_r, in_w;             /* in_w = -1 when stdin is /dev/null */
     int out_r, out_w;
     int err_r, err_w;
@@ -115,7 +79,7 @@ typedef struct run_fds {
 
 static void fds_close_all(run_fds *f)
 {
-    int *all[] = {&f->script, &f->in_r, &f->in_w, &f->out_r, &f->out_w,
+    int *all[] = {&f->in_r, &f->in_w, &f->out_r, &f->out_w,
                   &f->err_r, &f->err_w, &f->cerr_r, &f->cerr_w, &f->rep_r,
                   &f->rep_w, &f->ctl_r, &f->ctl_w};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -134,8 +98,6 @@ static int make_pipe(int *r, int *w, sx_error *err)
 
 static int fds_open(run_fds *f, const sx_exec_spec *spec, sx_error *err)
 {
-    if ((f->script = make_script_fd(spec, err)) < 0)
-        return -1;
     if (spec->stdin_data != NULL) {
         if (make_pipe(&f->in_r, &f->in_w, err) != 0)
             return -1;
@@ -161,6 +123,7 @@ static int fds_open(run_fds *f, const sx_exec_spec *spec, sx_error *err)
 typedef struct run_io {
     int reason;                 /* REASON_* of our stop request */
     int got_report;
+    int bad_report;             /* a whole report, but not ours */
     sx_sup_report report;
     size_t report_len;
     int got_child_error;
@@ -315,12 +278,16 @@ static void io_loop(const sx_native_instance *inst, const sx_exec_spec *spec,
         if (idx_rep >= 0 && pf[idx_rep].revents) {
             int m = read_msg(f->rep_r, &io->report, sizeof io->report,
                              &io->report_len);
-            if (m == 1 && io->report_len == sizeof io->report &&
-                io->report.magic == SX_SUP_REPORT_MAGIC) {
-                io->got_report = 1;
-                report_at = now;
+            if (m == 1 && io->report_len == sizeof io->report) {
+                if (io->report.magic == SX_SUP_REPORT_MAGIC &&
+                    io->report.protocol == SX_SUP_PROTOCOL) {
+                    io->got_report = 1;
+                    report_at = now;
+                } else {
+                    io->bad_report = 1;
+                }
             }
-            if (m == 0 || io->got_report) {
+            if (m == 0 || io->report_len == sizeof io->report) {
                 close_fd(&f->rep_r);
                 if (!io->got_report && report_at == 0)
                     report_at = now;    /* supervisor died: drain and go */
@@ -480,21 +447,14 @@ int sx_native_run(void *instance, const sx_exec_spec *spec, sx_exec *exec,
     sigpending(&pending);
     int pipe_was_pending = sigismember(&pending, SIGPIPE);
 
-    sx_sup_plan plan = {
-        .stdin_fd = f.in_r, .stdout_fd = f.out_w, .stderr_fd = f.err_w,
-        .script_fd = f.script, .error_fd = f.cerr_w, .report_fd = f.rep_w,
-        .control_fd = f.ctl_r, .host_pid = getpid(), .path = cmd.path,
-        .argv = cmd.argv, .envp = cmd.envp, .work_dir = cmd.work_dir,
-        .switch_creds = inst->switch_creds, .uid = inst->cfg.run_as_user,
-        .gid = inst->cfg.run_as_group,
+    const sx_native_sup_fds sup_fds = {
+        .in = f.in_r, .out = f.out_w, .err = f.err_w,
+        .child_error = f.cerr_w, .report = f.rep_w, .control = f.ctl_r,
     };
-    pid_t sup = fork();
-    if (sup == 0)
-        sx_supervisor_main(&plan);      /* never returns */
-    int fork_errno = errno;
+    pid_t sup = -1;
+    int rc = sx_native_spawn_supervisor(inst, spec, &cmd, &sup_fds, &sup, err);
 
     /* The child's ends live in the supervisor now. */
-    close_fd(&f.script);
     close_fd(&f.in_r);
     close_fd(&f.out_w);
     close_fd(&f.err_w);
@@ -504,17 +464,11 @@ int sx_native_run(void *instance, const sx_exec_spec *spec, sx_exec *exec,
 
     run_io io;
     memset(&io, 0, sizeof io);
-    int rc = -1;
-    if (sup < 0) {
-        sx_error_set(err, "backend_error",
-                     "executor '%s': cannot fork the supervisor: %s",
-                     inst->name, strerror(fork_errno));
-    } else {
+    int sup_status = 0;
+    if (rc == 0) {
         io_loop(inst, spec, exec, &f, sup, buf, &io);
-        int st;
-        while (waitpid(sup, &st, 0) < 0 && errno == EINTR)
+        while (waitpid(sup, &sup_status, 0) < 0 && errno == EINTR)
             ;
-        rc = 0;
     }
     fds_close_all(&f);
 
@@ -529,6 +483,15 @@ int sx_native_run(void *instance, const sx_exec_spec *spec, sx_exec *exec,
     if (rc != 0)
         goto out;
     rc = -1;
+    if (!io.supervisor_killed &&
+        !(WIFEXITED(sup_status) && WEXITSTATUS(sup_status) == 0))
+        h->log(inst->plugin->ctx, SX_LOG_WARN,
+               "execution %s: the supervisor %s %s %d",
+               spec->execution_id ? spec->execution_id : "?", inst->supervisor,
+               WIFEXITED(sup_status) ? "exited with status"
+                                     : "was killed by signal",
+               WIFEXITED(sup_status) ? WEXITSTATUS(sup_status)
+                                     : WTERMSIG(sup_status));
     if (io.poll_errno != 0) {
         sx_error_set(err, "backend_error",
                      "executor '%s': poll: %s; the run was stopped",
@@ -541,19 +504,21 @@ int sx_native_run(void *instance, const sx_exec_spec *spec, sx_exec *exec,
     }
     if (!io.got_report) {
         sx_error_set(err, "backend_error",
-                     "executor '%s': the run's supervisor %s without "
-                     "reporting; descendants may be left",
-                     inst->name,
-                     io.supervisor_killed ? "did not stop in time and was "
-                                            "killed"
-                                          : "died");
+                     "executor '%s': the run's supervisor %s %s; descendants "
+                     "may be left",
+                     inst->name, inst->supervisor,
+                     io.bad_report ? "sent a report of another protocol "
+                                     "version (not from this build?)"
+                     : io.supervisor_killed ? "did not stop in time and was "
+                                              "killed"
+                                            : "died without reporting");
         goto out;
     }
     const sx_sup_report *rep = &io.report;
     if (rep->setup_errno != 0 || rep->fork_errno != 0) {
         sx_error_set(err, "backend_error",
-                     "executor '%s': the supervisor could not %s: %s",
-                     inst->name,
+                     "executor '%s': the supervisor %s could not %s: %s",
+                     inst->name, inst->supervisor,
                      rep->setup_errno ? "set up" : "fork the script",
                      strerror(rep->setup_errno ? rep->setup_errno
                                                : rep->fork_errno));

@@ -1,47 +1,56 @@
 /*
- * supervisor.c - the per-run supervisor process (see supervisor.h).
+ * supervisor.c - sx-native-supervisor, the per-run helper of backend_native
+ * (protocol in supervisor.h).
  *
- * Async-signal-safe code only: this runs in a child forked from a
- * multi-threaded host, where another thread may have held any lock (malloc,
- * stdio, the dynamic loader) at the moment of fork().  So: raw system calls,
- * no allocation, no stdio, no errno-dependent libc helpers beyond the
- * syscall wrappers, and _exit() (never exit(): no atexit handlers, no stdio
- * flush, no sanitizer leak check in a forked copy of the host).
+ * A small single-threaded program started by the host with posix_spawn for
+ * every run.  It owns the script's process tree: it is a child subreaper,
+ * so every orphan of the tree (setsid, double forks, daemons) becomes its
+ * child, and it kills and reaps all of them before it reports.  If the
+ * host dies, PDEATHSIG (SIGTERM) makes it stop the run the same way.
  *
- * File descriptors inside the supervisor:
- *   0 1 2  the script's stdin/stdout/stderr (until the script is forked;
- *          then /dev/null, so that the host sees EOF when the tree is gone)
- *   3      the sealed memfd with the script (closed after the fork)
- *   4      exec-failure pipe, CLOEXEC (closed after the fork)
- *   5      report pipe to the host, CLOEXEC
- *   6      stop pipe from the host, CLOEXEC (a byte or EOF = stop)
- *   7      signalfd for SIGCHLD and SIGTERM
+ * Descriptors: see the SX_SUP_FD_* list.  0-2, the script memfd and the
+ * error pipe go to the script child and are dropped here after the fork
+ * (so that the host sees EOF on stdout/stderr once the tree is gone); the
+ * report and control pipes stay; the plan memfd is read and closed first.
  */
 #define _GNU_SOURCE
 #include "supervisor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-enum {
-    FD_STDIN = 0, FD_STDOUT = 1, FD_STDERR = 2, FD_SCRIPT = 3,
-    FD_ERROR = 4, FD_REPORT = 5, FD_CONTROL = 6, FD_FIRST_FREE = 7
-};
-
 /* How long the tree-kill loop waits for a SIGCHLD before looking again. */
 #define KILL_POLL_MS 20
+
+/* Exit status when started without the host's descriptors. */
+#define EXIT_USAGE 2
+
+/* The decoded plan (pointers into one buffer). */
+typedef struct plan {
+    sx_sup_plan_header h;
+    char *strings;              /* malloc'ed */
+    const char *path;
+    const char *work_dir;
+    char **argv;                /* malloc'ed, NULL-terminated */
+    char **envp;                /* malloc'ed, NULL-terminated */
+} plan;
 
 static int64_t now_ns(void)
 {
@@ -64,18 +73,81 @@ static void write_all(int fd, const void *data, size_t len)
     }
 }
 
-/* Decimal text of a non-negative number into buf (no NUL); returns length. */
-static size_t fmt_uint(char *buf, unsigned long v)
+static int pread_all(int fd, void *buf, size_t len, off_t off)
 {
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    for (size_t i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    return n;
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EPROTO;      /* shorter than announced */
+        p += n;
+        off += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The plan                                                             */
+/* ------------------------------------------------------------------ */
+
+static void plan_free(plan *p)
+{
+    free(p->strings);
+    free(p->argv);
+    free(p->envp);
+    memset(p, 0, sizeof *p);
+}
+
+/* Read and check the plan from SX_SUP_FD_PLAN.  Returns 0 or an errno
+ * (EPROTO: not a plan of this protocol). */
+static int plan_read(plan *p)
+{
+    memset(p, 0, sizeof *p);
+    struct stat st;
+    if (fstat(SX_SUP_FD_PLAN, &st) != 0)
+        return errno;
+    sx_sup_plan_header *h = &p->h;
+    if ((uint64_t)st.st_size < sizeof *h)
+        return EPROTO;
+    int e = pread_all(SX_SUP_FD_PLAN, h, sizeof *h, 0);
+    if (e != 0)
+        return e;
+    if (h->magic != SX_SUP_PLAN_MAGIC || h->protocol != SX_SUP_PROTOCOL ||
+        h->strings_len != (uint64_t)st.st_size - sizeof *h ||
+        h->argc == 0 || h->argc > h->strings_len || h->envc > h->strings_len)
+        return EPROTO;
+
+    size_t len = (size_t)h->strings_len;
+    p->strings = malloc(len);
+    p->argv = calloc((size_t)h->argc + 1, sizeof *p->argv);
+    p->envp = calloc((size_t)h->envc + 1, sizeof *p->envp);
+    if (p->strings == NULL || p->argv == NULL || p->envp == NULL)
+        return ENOMEM;
+    if ((e = pread_all(SX_SUP_FD_PLAN, p->strings, len, sizeof *h)) != 0)
+        return e;
+    if (p->strings[len - 1] != '\0')
+        return EPROTO;
+
+    /* path, work_dir, argv..., envp...: exactly that many strings. */
+    size_t want = 2 + (size_t)h->argc + (size_t)h->envc, n = 0;
+    for (char *s = p->strings; s < p->strings + len; s += strlen(s) + 1, n++) {
+        if (n >= want)
+            return EPROTO;
+        if (n == 0)
+            p->path = s;
+        else if (n == 1)
+            p->work_dir = s;
+        else if (n < 2 + h->argc)
+            p->argv[n - 2] = s;
+        else
+            p->envp[n - 2 - h->argc] = s;
+    }
+    return n == want ? 0 : EPROTO;
 }
 
 /* ------------------------------------------------------------------ */
@@ -85,53 +157,54 @@ static size_t fmt_uint(char *buf, unsigned long v)
 static _Noreturn void child_fail(int stage, int err)
 {
     sx_sup_child_error ce = {stage, err};
-    write_all(FD_ERROR, &ce, sizeof ce);
+    write_all(SX_SUP_FD_ERROR, &ce, sizeof ce);
     _exit(127);
 }
 
-static _Noreturn void script_child(const sx_sup_plan *plan)
+static _Noreturn void script_child(const plan *p)
 {
     /* Its own session, hence its own process group (killable as one) and no
      * controlling terminal. */
     if (setsid() < 0)
         child_fail(SX_SUP_STAGE_SETUP, errno);
 
-    /* Default dispositions (the host may ignore SIGPIPE, say; exec keeps
-     * SIG_IGN) and nothing blocked (the supervisor blocks everything). */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
+    /* Default dispositions for every signal, and nothing blocked (the
+     * supervisor blocks everything).  Raw rt_sigaction: posix_spawn leaves
+     * glibc's internal signals (32, 33) SIG_IGN in the supervisor, and
+     * glibc's sigaction() refuses to touch them.  An all-zero kernel
+     * sigaction is SIG_DFL, no flags, empty mask on every architecture. */
+    static const unsigned long dfl[8];
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
-            (void)sigaction(sig, &sa, NULL);   /* EINVAL for libc-internal ones */
+            (void)syscall(SYS_rt_sigaction, sig, dfl, NULL, NSIG / 8);
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
         child_fail(SX_SUP_STAGE_SETUP, errno);
 
-    /* Raw syscalls: glibc's setuid() family would try to broadcast to the
-     * host's other threads, which do not exist in this process. */
-    if (plan->switch_creds) {
-        if (syscall(SYS_setgroups, 0, NULL) != 0)
+    if (p->h.switch_creds) {
+        if (setgroups(0, NULL) != 0)
             child_fail(SX_SUP_STAGE_CREDS, errno);
-        if (plan->gid >= 0 &&
-            syscall(SYS_setresgid, (gid_t)plan->gid, (gid_t)plan->gid,
-                    (gid_t)plan->gid) != 0)
-            child_fail(SX_SUP_STAGE_CREDS, errno);
-        if (plan->uid >= 0 &&
-            syscall(SYS_setresuid, (uid_t)plan->uid, (uid_t)plan->uid,
-                    (uid_t)plan->uid) != 0)
-            child_fail(SX_SUP_STAGE_CREDS, errno);
+        if (p->h.gid >= 0) {
+            gid_t g = (gid_t)p->h.gid;
+            if (setresgid(g, g, g) != 0)
+                child_fail(SX_SUP_STAGE_CREDS, errno);
+        }
+        if (p->h.uid >= 0) {
+            uid_t u = (uid_t)p->h.uid;
+            if (setresuid(u, u, u) != 0)
+                child_fail(SX_SUP_STAGE_CREDS, errno);
+        }
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(SX_SUP_STAGE_CREDS, errno);
 
     /* After the switch, so that the directory is checked as the user the
      * script runs as. */
-    if (chdir(plan->work_dir) != 0)
+    if (chdir(p->work_dir) != 0)
         child_fail(SX_SUP_STAGE_CHDIR, errno);
 
-    execve(plan->path, plan->argv, plan->envp);
+    execve(p->path, p->argv, p->envp);
     child_fail(SX_SUP_STAGE_EXEC, errno);
 }
 
@@ -139,47 +212,25 @@ static _Noreturn void script_child(const sx_sup_plan *plan)
 /* Finding and killing descendants                                      */
 /* ------------------------------------------------------------------ */
 
-/* SIGKILL every pid listed (space-separated) in /proc/self/task/<tid>/children.
+/* SIGKILL every pid listed in /proc/self/task/<tid>/children (we are
+ * single-threaded: tid = pid).  Each is our child, alive or a zombie: its
+ * pid cannot be reused before we reap it, so this cannot hit a stranger.
  * Returns how many were listed, or -1 when the file is not available. */
 static int kill_listed_children(void)
 {
-    char path[64] = "/proc/self/task/";
-    size_t len = strlen(path);
-    len += fmt_uint(path + len, (unsigned long)getpid());
-    memcpy(path + len, "/children", sizeof "/children");
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)getpid());
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
         return -1;
-    char buf[4096];
-    long pid = 0;
-    int in_number = 0, count = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        for (ssize_t i = 0; i < n; i++) {
-            if (buf[i] >= '0' && buf[i] <= '9') {
-                pid = pid * 10 + (buf[i] - '0');
-                in_number = 1;
-            } else if (in_number) {
-                /* Our child (alive or zombie): its pid cannot be reused
-                 * before we reap it, so this cannot hit a stranger. */
-                if (pid > 0)
-                    kill((pid_t)pid, SIGKILL);
-                count++;
-                pid = 0;
-                in_number = 0;
-            }
-        }
-    }
-    if (in_number && pid > 0) {
-        kill((pid_t)pid, SIGKILL);
+    int count = 0;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1) {
+        if (pid > 0)
+            kill((pid_t)pid, SIGKILL);
         count++;
     }
-    close(fd);
+    fclose(f);
     return count;
 }
 
@@ -188,64 +239,33 @@ static int kill_listed_children(void)
 static void kill_children_by_scan(void)
 {
     pid_t self = getpid();
-    int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0)
+    DIR *dir = opendir("/proc");
+    if (dir == NULL)
         return;
-    char buf[4096];
-    for (;;) {
-        long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        for (long off = 0; off < n;) {
-            struct {
-                uint64_t d_ino;
-                int64_t d_off;
-                unsigned short d_reclen;
-                unsigned char d_type;
-                char d_name[];
-            } *d = (void *)(buf + off);
-            off += d->d_reclen;
-            const char *name = d->d_name;
-            if (name[0] < '1' || name[0] > '9')
-                continue;
-            char path[64] = "/proc/";
-            size_t len = 6, nl = strlen(name);
-            if (nl > 20)
-                continue;
-            memcpy(path + len, name, nl);
-            len += nl;
-            memcpy(path + len, "/stat", sizeof "/stat");
-            int fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd < 0)
-                continue;
-            char st[512];
-            ssize_t r = read(fd, st, sizeof st - 1);
-            close(fd);
-            if (r <= 0)
-                continue;
-            st[r] = '\0';
-            /* "pid (comm) S ppid ...": comm may hold anything, so parse
-             * from the last ')'. */
-            char *p = NULL;
-            for (ssize_t i = r - 1; i >= 0; i--)
-                if (st[i] == ')') {
-                    p = st + i;
-                    break;
-                }
-            if (p == NULL || p[1] != ' ' || p[2] == '\0' || p[3] != ' ')
-                continue;
-            long ppid = 0;
-            for (p += 4; *p >= '0' && *p <= '9'; p++)
-                ppid = ppid * 10 + (*p - '0');
-            if (ppid != self)
-                continue;
-            long pid = 0;
-            for (const char *q = name; *q >= '0' && *q <= '9'; q++)
-                pid = pid * 10 + (*q - '0');
+    struct dirent *d;
+    while ((d = readdir(dir)) != NULL) {
+        char *end;
+        long pid = strtol(d->d_name, &end, 10);
+        if (pid <= 0 || *end != '\0')
+            continue;
+        char path[64], st[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t r = read(fd, st, sizeof st - 1);
+        close(fd);
+        if (r <= 0)
+            continue;
+        st[r] = '\0';
+        /* "pid (comm) S ppid ...": comm may hold anything, so parse from
+         * the last ')'. */
+        const char *p = strrchr(st, ')');
+        long ppid;
+        if (p != NULL && sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == self)
             kill((pid_t)pid, SIGKILL);
-        }
     }
-    close(dir);
+    closedir(dir);
 }
 
 typedef struct sup_state {
@@ -301,11 +321,13 @@ static void drain_signalfd(int sigfd, int *stop)
 static void kill_tree(sup_state *s, int sigfd)
 {
     for (;;) {
-        if (kill_listed_children() < 0)
-            kill_children_by_scan();
+        /* Reap first: usually the script left nothing, and this ends at
+         * once without reading /proc. */
         int r = reap(s);
         if (r < 0)
             break;
+        if (kill_listed_children() < 0)
+            kill_children_by_scan();
         if (r == 0) {
             struct pollfd pf = {sigfd, POLLIN, 0};
             (void)poll(&pf, 1, KILL_POLL_MS);
@@ -318,100 +340,83 @@ static void kill_tree(sup_state *s, int sigfd)
 /* Supervisor                                                           */
 /* ------------------------------------------------------------------ */
 
-static _Noreturn void report_and_exit(sx_sup_report *rep)
+static int report(sx_sup_report *rep, plan *p)
 {
     rep->magic = SX_SUP_REPORT_MAGIC;
-    write_all(FD_REPORT, rep, sizeof *rep);
-    _exit(0);
-}
-
-/* Move the plan's descriptors to their fixed numbers and close the rest.
- * Returns 0 or an errno. */
-static int arrange_fds(const sx_sup_plan *plan)
-{
-    int src[FD_FIRST_FREE] = {
-        plan->stdin_fd, plan->stdout_fd, plan->stderr_fd, plan->script_fd,
-        plan->error_fd, plan->report_fd, plan->control_fd
-    };
-    int tmp[FD_FIRST_FREE];
-    /* First out of the way (>= 10, so no source is overwritten below). */
-    for (int i = 0; i < FD_FIRST_FREE; i++)
-        if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 10)) < 0)
-            return errno;
-    for (int i = 0; i < FD_FIRST_FREE; i++)
-        if (dup2(tmp[i], i) < 0)        /* dup2 clears FD_CLOEXEC */
-            return errno;
-    for (int i = FD_ERROR; i <= FD_CONTROL; i++)
-        if (fcntl(i, F_SETFD, FD_CLOEXEC) < 0)
-            return errno;
-    /* Everything else: the host's descriptors, other runs' pipes. */
-    if (syscall(SYS_close_range, FD_FIRST_FREE, ~0U, 0) != 0) {
-        int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir < 0)
-            return errno;
-        char buf[2048];
-        long n;
-        while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
-            for (long off = 0; off < n;) {
-                struct {
-                    uint64_t d_ino;
-                    int64_t d_off;
-                    unsigned short d_reclen;
-                    unsigned char d_type;
-                    char d_name[];
-                } *d = (void *)(buf + off);
-                off += d->d_reclen;
-                long fd = 0;
-                const char *q = d->d_name;
-                if (*q < '0' || *q > '9')
-                    continue;
-                for (; *q >= '0' && *q <= '9'; q++)
-                    fd = fd * 10 + (*q - '0');
-                if (fd >= FD_FIRST_FREE && fd != dir)
-                    close((int)fd);
-            }
-        }
-        close(dir);
-    }
+    rep->protocol = SX_SUP_PROTOCOL;
+    write_all(SX_SUP_FD_REPORT, rep, sizeof *rep);
+    plan_free(p);
     return 0;
 }
 
-_Noreturn void sx_supervisor_main(const sx_sup_plan *plan)
+/* Wait for the script to end, or for a stop request (timeout, cancel: the
+ * host writes a byte; host gone: EOF or SIGTERM). */
+static void wait_script(sup_state *s, int sigfd, int *stop)
 {
-    sx_sup_report rep;
-    memset(&rep, 0, sizeof rep);
+    struct pollfd pf[2] = {
+        {sigfd, POLLIN, 0},
+        {SX_SUP_FD_CONTROL, POLLIN, 0},
+    };
+    while (!s->main_done && !*stop) {
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            *stop = 1;
+            break;
+        }
+        if (pf[0].revents & POLLIN)
+            drain_signalfd(sigfd, stop);
+        if (pf[1].revents)
+            *stop = 1;
+        (void)reap(s);
+    }
+}
 
+int main(void)
+{
     /* Every signal blocked: SIGCHLD and SIGTERM are read from a signalfd,
-     * the rest (a terminal's SIGINT to the host's process group, ...) must
-     * not run the host's handlers in this copy of the host. */
+     * the rest (a terminal's SIGINT to the host's process group, ...) are
+     * not ours to act on. */
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
 
-    /* If the host dies (or the thread that forked us exits), SIGTERM: we
-     * then kill the tree like on a stop request.  Checked against a race
-     * with the host dying before the prctl. */
-    int stop = 0;
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 ||
-        getppid() != plan->host_pid)
-        stop = 1;
+    /* If the host dies (or the thread that started us exits), SIGTERM: we
+     * then kill the tree like on a stop request.  The plan's host pid
+     * closes the race with the host dying before the prctl. */
+    int stop = prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0;
 
-    int e = arrange_fds(plan);
-    if (e != 0) {
-        /* The report pipe may not be at FD_REPORT yet: use the original. */
-        rep.magic = SX_SUP_REPORT_MAGIC;
-        rep.setup_errno = e;
-        write_all(plan->report_fd, &rep, sizeof rep);
-        _exit(0);
+    sx_sup_report rep;
+    memset(&rep, 0, sizeof rep);
+    plan p;
+    int e = plan_read(&p);
+    if (e == EBADF) {
+        static const char msg[] =
+            SX_SUP_EXE_NAME ": internal helper of the backend_native plugin, "
+            "started by the host for each run; not meant to be run by hand\n";
+        write_all(STDERR_FILENO, msg, sizeof msg - 1);
+        plan_free(&p);
+        return EXIT_USAGE;
     }
+    close(SX_SUP_FD_PLAN);
+    /* posix_spawn's dup2 cleared FD_CLOEXEC: the script gets none of these
+     * (the error pipe closes on a successful exec). */
+    for (int fd = SX_SUP_FD_ERROR; fd <= SX_SUP_FD_CONTROL; fd++)
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 && e == 0)
+            e = errno;
+    if (e != 0) {
+        rep.setup_errno = e;
+        return report(&rep, &p);
+    }
+    if (getppid() != (pid_t)p.h.host_pid)
+        stop = 1;
 
     /* Orphans of the script (setsid, double forks, daemons) are reparented
      * to us instead of init, so we can always find and kill them. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
         rep.setup_errno = errno;
-        report_and_exit(&rep);
+        return report(&rep, &p);
     }
-
     sigset_t watch;
     sigemptyset(&watch);
     sigaddset(&watch, SIGCHLD);
@@ -419,56 +424,35 @@ _Noreturn void sx_supervisor_main(const sx_sup_plan *plan)
     int sigfd = signalfd(-1, &watch, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sigfd < 0) {
         rep.setup_errno = errno;
-        report_and_exit(&rep);
+        return report(&rep, &p);
     }
 
     sup_state s;
     memset(&s, 0, sizeof s);
     rep.start_ns = now_ns();
-    /* _Fork: a fork without atfork handlers, async-signal-safe. */
-    s.child = stop ? -1 : _Fork();
+    s.child = stop ? -1 : fork();
     if (s.child == 0)
-        script_child(plan);
+        script_child(&p);
     if (s.child < 0) {
         rep.fork_errno = stop ? ECANCELED : errno;
-        report_and_exit(&rep);
+        return report(&rep, &p);
     }
 
     /* Drop our copies of the script's stdio, script and error pipe: the
      * host sees EOF once the script's whole tree is gone. */
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-    for (int fd = FD_STDIN; fd <= FD_STDERR; fd++) {
+    for (int fd = SX_SUP_FD_STDIN; fd <= SX_SUP_FD_STDERR; fd++) {
         if (nul >= 0)
             dup2(nul, fd);
         else
             close(fd);
     }
-    if (nul > FD_STDERR)
+    if (nul > SX_SUP_FD_STDERR)
         close(nul);
-    close(FD_SCRIPT);
-    close(FD_ERROR);
+    close(SX_SUP_FD_SCRIPT);
+    close(SX_SUP_FD_ERROR);
 
-    /* Wait for the script to end, or for a stop request (timeout, cancel:
-     * the host writes a byte; host gone: EOF or SIGTERM). */
-    struct pollfd pf[2] = {
-        {sigfd, POLLIN, 0},
-        {FD_CONTROL, POLLIN, 0},
-    };
-    while (!s.main_done && !stop) {
-        int r = poll(pf, 2, -1);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            stop = 1;
-            break;
-        }
-        if (pf[0].revents & POLLIN)
-            drain_signalfd(sigfd, &stop);
-        if (pf[1].revents)
-            stop = 1;
-        (void)reap(&s);
-    }
-
+    wait_script(&s, sigfd, &stop);
     if (!s.main_done) {
         rep.killed_main = 1;
         /* The main pid is not reaped yet, so its process group id is still
@@ -482,6 +466,7 @@ _Noreturn void sx_supervisor_main(const sx_sup_plan *plan)
     int before = s.others;
     kill_tree(&s, sigfd);
     rep.leftovers = s.others - before;
+    close(sigfd);
 
     rep.have_status = s.main_done;
     rep.wait_status = s.status;
@@ -492,5 +477,5 @@ _Noreturn void sx_supervisor_main(const sx_sup_plan *plan)
         rep.stime_us = (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
         rep.maxrss_kb = ru.ru_maxrss;
     }
-    report_and_exit(&rep);
+    return report(&rep, &p);
 }

@@ -23,7 +23,8 @@ target_link_libraries(test_backend_native PRIVATE
   sx_mock_host sx_host_config sx_sdk sx_sdk_util
   PkgConfig::CHECK PkgConfig::CJSON ${CMAKE_DL_LIBS} Threads::Threads)
 target_compile_definitions(test_backend_native PRIVATE
-  SX_BACKEND_NATIVE_SO="$<TARGET_FILE:backend_native>")
-add_dependencies(test_backend_native backend_native)
+  SX_BACKEND_NATIVE_SO="$<TARGET_FILE:backend_native>"
+  SX_NATIVE_SUPERVISOR="$<TARGET_FILE:sx-native-supervisor>")
+add_dependencies(test_backend_native backend_native sx-native-supervisor)
 add_test(NAME unit_backend_native COMMAND test_backend_native)
 set_tests_properties(unit_backend_native PROPERTIES TIMEOUT 300)

@@ -1,11 +1,13 @@
 /*
  * test_backend_native.c - unit tests of the backend_native plugin, driving
  * the real .so (SX_BACKEND_NATIVE_SO) through dlopen + sx_plugin_entry with
- * the mock host of tests/support/mock_host.c.
+ * the mock host of tests/support/mock_host.c.  Runs start the real
+ * sx-native-supervisor, found next to the .so (SX_NATIVE_SUPERVISOR).
  */
 #define _GNU_SOURCE
 #include "config.h"
 #include "mock_host.h"
+#include "sx_check_main.h"
 #include "sx/sx_backend.h"
 #include "sx/sx_util.h"
 
@@ -16,6 +18,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -36,6 +40,9 @@
 
 #ifndef SX_BACKEND_NATIVE_SO
 #error "SX_BACKEND_NATIVE_SO must name the plugin to test"
+#endif
+#ifndef SX_NATIVE_SUPERVISOR
+#error "SX_NATIVE_SUPERVISOR must name the helper next to the plugin"
 #endif
 
 #define MIB (1024 * 1024)
@@ -95,6 +102,8 @@ static void teardown(void)
     if (g_tmp[0])
         nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     g_tmp[0] = '\0';
+    /* No test expects a warning (an unclean supervisor exit logs one). */
+    ck_assert_int_eq(sx_mock_log_warn_count(), 0);
 #if defined(__SANITIZE_ADDRESS__)
     /* Each test runs in its own forked process (CK_FORK), whose exit-time
      * leak report Check would not count: check here, per test. */
@@ -296,6 +305,11 @@ START_TEST(test_describe)
     int expect_id = am_root() ? 65534 : (int)getuid();
     ck_assert_int_eq(cJSON_GetObjectItem(j, "run_as_user")->valueint, expect_id);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "scripts_dir")));
+    /* The helper next to the .so, as an absolute path. */
+    char *sup = realpath(SX_NATIVE_SUPERVISOR, NULL);
+    ck_assert_ptr_nonnull(sup);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "supervisor")->valuestring, sup);
+    free(sup);
     cJSON *caps = cJSON_GetObjectItem(j, "capabilities");
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(caps, "kill_process_tree")));
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(caps, "stdin")));
@@ -328,6 +342,157 @@ START_TEST(test_invalid_config)
         ck_assert_msg(strstr(err.message, cases[i].needle) != NULL,
                       "'%s' not in '%s'", cases[i].needle, err.message);
     }
+}
+END_TEST
+
+/* ---- the supervisor helper ---------------------------------------- */
+
+/* instance_create fails with invalid_config, naming `needle`. */
+static void assert_config_refused(const char *yaml, const char *needle)
+{
+    void *inst = NULL;
+    sx_error err = {0};
+    ck_assert_int_eq(try_instance("sup", yaml, &inst, &err), -1);
+    ck_assert_str_eq(err.code, "invalid_config");
+    ck_assert_msg(strstr(err.message, needle) != NULL, "'%s' not in '%s'",
+                  needle, err.message);
+}
+
+START_TEST(test_supervisor_path_refused)
+{
+    char yaml[PATH_MAX + 64], path[PATH_MAX];
+    /* Missing. */
+    xfmt(path, sizeof path, "%s/no-such-supervisor", g_tmp);
+    xfmt(yaml, sizeof yaml, "supervisor_path: %s\n", path);
+    assert_config_refused(yaml, path);
+    assert_config_refused(yaml, "supervisor_path");
+    /* Not executable (no x bit: root is refused too). */
+    char *file = write_file(g_tmp, "sup-noexec", "#!/bin/sh\n", 0644);
+    xfmt(path, sizeof path, "%s", file);
+    xfmt(yaml, sizeof yaml, "supervisor_path: %s\n", path);
+    assert_config_refused(yaml, path);
+    /* A directory. */
+    xfmt(yaml, sizeof yaml, "supervisor_path: %s\n", g_tmp);
+    assert_config_refused(yaml, g_tmp);
+}
+END_TEST
+
+/* backend_native.so without the helper next to it: instance_create names
+ * the place it looked. */
+START_TEST(test_supervisor_missing_next_to_plugin)
+{
+    char copy[PATH_MAX];
+    xfmt(copy, sizeof copy, "%s/backend_native.so", g_tmp);
+    FILE *in = fopen(SX_BACKEND_NATIVE_SO, "rb");
+    FILE *out = fopen(copy, "wb");
+    ck_assert_ptr_nonnull(in);
+    ck_assert_ptr_nonnull(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    ck_assert_int_eq(fclose(out), 0);
+
+    void *dl = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(dl != NULL, "dlopen: %s", dlerror());
+    sx_plugin_entry_fn entry;
+    *(void **)&entry = dlsym(dl, SX_PLUGIN_ENTRY_NAME);
+    ck_assert_ptr_nonnull(entry);
+    const sx_plugin_descriptor *desc = entry();
+    ck_assert_ptr_ne(desc, g_desc);     /* really the copy */
+    const sx_backend_ops *ops = desc->ops;
+    void *state = NULL;
+    sx_error err = {0};
+    ck_assert_int_eq(desc->init(sx_mock_ctx(), sx_mock_host_api(), &state, &err), 0);
+
+    char *dir = realpath(g_tmp, NULL);
+    char expect[PATH_MAX + 32];
+    xfmt(expect, sizeof expect, "%s/sx-native-supervisor", dir);
+    free(dir);
+    void *inst = NULL;
+    ck_assert_int_eq(ops->instance_create(state, "shell", NULL, &inst, &err), -1);
+    ck_assert_str_eq(err.code, "invalid_config");
+    ck_assert_msg(strstr(err.message, expect) != NULL, "'%s' not in '%s'",
+                  expect, err.message);
+    ck_assert_ptr_nonnull(strstr(err.message, "supervisor_path"));
+
+    /* supervisor_path rescues it. */
+    char yaml[PATH_MAX + 64];
+    xfmt(yaml, sizeof yaml, "supervisor_path: %s\n", SX_NATIVE_SUPERVISOR);
+    sx_config_node *root = NULL;
+    ck_assert_int_eq(sx_cfg_load_string(yaml, "t.yaml", &root, &err), 0);
+    ck_assert_msg(ops->instance_create(state, "shell", root, &inst, &err) == 0,
+                  "%s", err.message);
+    sx_cfg_free(root);
+    ops->instance_destroy(inst);
+    desc->fini(state);
+    dlclose(dl);
+}
+END_TEST
+
+START_TEST(test_supervisor_path_used)
+{
+    /* A copy of the helper elsewhere: describe shows it, runs use it. */
+    char path[PATH_MAX], yaml[PATH_MAX + 128];
+    xfmt(path, sizeof path, "%s/my-supervisor", g_tmp);
+    ck_assert_int_eq(link(SX_NATIVE_SUPERVISOR, path) == 0 ||
+                         symlink(SX_NATIVE_SUPERVISOR, path) == 0,
+                     1);
+    xfmt(yaml, sizeof yaml, "supervisor_path: %s\n%s", path, PATH_YAML);
+    void *inst = make_instance("own", yaml);
+    char *d = g_ops->describe(inst);
+    cJSON *j = parse_json(d);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "supervisor")->valuestring, path);
+    cJSON_Delete(j);
+    free(d);
+    /* The script's parent is the helper, not a copy of the host. */
+    sx_exec_spec spec = spec_make("/bin/bash", "cat /proc/$PPID/comm\n");
+    run_out r = {0};
+    run_spec(inst, &spec, &r);
+    assert_exited(&r, 0);
+    ck_assert_str_eq(OUT(&r), "my-supervisor\n");
+    run_done(&r);
+    g_ops->instance_destroy(inst);
+
+    /* Something that is not a supervisor: the run fails, naming it. */
+    inst = make_instance("true", "supervisor_path: /bin/true\n");
+    spec = spec_make("/bin/bash", "echo never\n");
+    run_spec(inst, &spec, &r);
+    ck_assert_int_eq(r.rc, -1);
+    ck_assert_str_eq(r.err.code, "backend_error");
+    ck_assert_ptr_nonnull(strstr(r.err.message, "/bin/true"));
+    ck_assert_str_eq(OUT(&r), "");
+    run_done(&r);
+    g_ops->instance_destroy(inst);
+    assert_no_children();
+}
+END_TEST
+
+START_TEST(test_supervisor_by_hand)
+{
+    /* Without the host's descriptors it says what it is and exits 2. */
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close_range(3, ~0U, 0);
+        execl(SX_NATIVE_SUPERVISOR, SX_NATIVE_SUPERVISOR, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[512] = {0};
+    ssize_t n, got = 0;
+    while ((n = read(p[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+        got += n;
+    close(p[0]);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    ck_assert_ptr_nonnull(strstr(buf, "not meant to be run by hand"));
 }
 END_TEST
 
@@ -990,6 +1155,62 @@ START_TEST(test_cancel)
 }
 END_TEST
 
+/* The host dies mid-run: the supervisor (PDEATHSIG) kills the tree and
+ * exits.  A forked copy of this process plays the host; we are a child
+ * subreaper, so the orphaned supervisor becomes our child and we can see
+ * it end. */
+START_TEST(test_host_death_kills_tree)
+{
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    void *inst = make_instance("shell", PATH_YAML);
+    char script[4096];
+    tree_script(script, sizeof script, "sleep 300\n");
+    pid_t host = fork();
+    ck_assert_int_ge(host, 0);
+    if (host == 0) {
+        sx_exec_spec spec = spec_make("/bin/bash", script);
+        run_out r = {0};
+        run_spec(inst, &spec, &r);
+        _exit(3);                           /* not reached: killed */
+    }
+    char path[PATH_MAX];
+    xfmt(path, sizeof path, "%s/daemon.pid", g_tmp);
+    for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+        usleep(20 * 1000);
+    usleep(100 * 1000);                     /* the pid is written */
+    long daemon = read_pid_file(g_tmp, "daemon.pid");
+    long bg = read_pid_file(g_tmp, "bg.pid");
+    long main_pid = read_pid_file(g_tmp, "main.pid");
+
+    /* The supervisor: the fake host's only child. */
+    xfmt(path, sizeof path, "/proc/%ld/task/%ld/children", (long)host,
+         (long)host);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    long sup = 0;
+    ck_assert_int_eq(fscanf(f, "%ld", &sup), 1);
+    fclose(f);
+
+    ck_assert_int_eq(kill(host, SIGKILL), 0);
+    int st = 0;
+    ck_assert_int_eq(waitpid(host, &st, 0), host);
+    ck_assert(WIFSIGNALED(st));
+
+    /* It stops within the kill rounds, and exits cleanly. */
+    pid_t r = 0;
+    for (int i = 0; i < 500 && (r = waitpid((pid_t)sup, &st, WNOHANG)) == 0; i++)
+        usleep(20 * 1000);
+    ck_assert_int_eq(r, (pid_t)sup);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "supervisor status %d", st);
+    assert_process_gone(daemon);
+    assert_process_gone(bg);
+    assert_process_gone(main_pid);
+    g_ops->instance_destroy(inst);
+    assert_no_children();
+}
+END_TEST
+
 START_TEST(test_exec_started_refusal)
 {
     void *inst = make_instance("shell", PATH_YAML);
@@ -1313,6 +1534,10 @@ int main(void)
     tcase_add_test(tc, test_descriptor_and_params);
     tcase_add_test(tc, test_describe);
     tcase_add_test(tc, test_invalid_config);
+    tcase_add_test(tc, test_supervisor_path_refused);
+    tcase_add_test(tc, test_supervisor_missing_next_to_plugin);
+    tcase_add_test(tc, test_supervisor_path_used);
+    tcase_add_test(tc, test_supervisor_by_hand);
     tcase_add_test(tc, test_clean_env);
     tcase_add_test(tc, test_exit_codes);
     tcase_add_test(tc, test_signal_death);
@@ -1334,6 +1559,7 @@ int main(void)
     tcase_add_test(tc, test_exit_kills_leftovers);
     tcase_add_test(tc, test_output_flood);
     tcase_add_test(tc, test_cancel);
+    tcase_add_test(tc, test_host_death_kills_tree);
     tcase_add_test(tc, test_exec_started_refusal);
     tcase_add_test(tc, test_rusage);
     tcase_add_test(tc, test_render);
@@ -1342,10 +1568,5 @@ int main(void)
     tcase_add_test(tc, test_load_script);
     tcase_add_test(tc, test_concurrent_runs);
     suite_add_tcase(s, tc);
-
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return sx_check_run(s);
 }
