@@ -342,6 +342,9 @@ static char *op_execute(sx_host *host, const sx_req *r)
     rec = sx_record_new(exec, topic, ran ? "execution_complete" : "execution_rejected");
     cJSON_AddStringToObject(rec, "status", sx_status_name(reply.status));
     cJSON *info = sx_exec_info_copy(exec);
+    /* the script text and env are in the start record already */
+    cJSON_DeleteItemFromObjectCaseSensitive(info, "script");
+    cJSON_DeleteItemFromObjectCaseSensitive(info, "env");
     sx_json_merge(rec, info);
     cJSON_Delete(info);
     if (output)

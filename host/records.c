@@ -57,18 +57,40 @@ void sx_json_merge(cJSON *into, const cJSON *from)
     }
 }
 
+/* The bus is for anyone who subscribes: env values (which may hold tokens)
+ * never go there, only their names.  The sinks apply audit.log_environment. */
+static char *bus_version(cJSON *rec)
+{
+    cJSON *env = cJSON_GetObjectItemCaseSensitive(rec, "env");
+    if (!cJSON_IsObject(env))
+        return NULL;
+    cJSON *names = cJSON_CreateArray();
+    for (const cJSON *it = env->child; it; it = it->next)
+        cJSON_AddItemToArray(names, cJSON_CreateString(it->string));
+    cJSON_DeleteItemFromObjectCaseSensitive(rec, "env");
+    cJSON_AddItemToObject(rec, "env_names", names);
+    return cJSON_PrintUnformatted(rec);
+}
+
 int sx_record_commit(sx_host *host, const char *topic, cJSON *rec, sx_error *err)
 {
     char *json = cJSON_PrintUnformatted(rec);
-    cJSON_Delete(rec);
-    if (json == NULL)
+    if (json == NULL) {
+        cJSON_Delete(rec);
         return sx_error_set(err, "audit_unavailable", "cannot encode audit record");
-    int rv = sx_host_record(host, topic, json, err);
+    }
+    int rv = sx_host_record_sinks(host, topic, json, err);
+    if (rv == 0) {
+        char *public_json = bus_version(rec);
+        sx_bus_publish(host->bus, topic, public_json ? public_json : json);
+        free(public_json);
+    }
+    cJSON_Delete(rec);
     free(json);
     return rv;
 }
 
-int sx_host_record(sx_host *host, const char *topic, const char *json, sx_error *err)
+int sx_host_record_sinks(sx_host *host, const char *topic, const char *json, sx_error *err)
 {
     for (size_t i = 0; i < host->n_plugins; i++) {
         struct sx_plugin_ctx *p = host->plugins[i];
@@ -84,6 +106,13 @@ int sx_host_record(sx_host *host, const char *topic, const char *json, sx_error 
                                 serr.message[0] ? serr.message : "unknown error");
         }
     }
+    return 0;
+}
+
+int sx_host_record(sx_host *host, const char *topic, const char *json, sx_error *err)
+{
+    if (sx_host_record_sinks(host, topic, json, err) != 0)
+        return -1;
     sx_bus_publish(host->bus, topic, json);
     return 0;
 }

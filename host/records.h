@@ -19,6 +19,8 @@ cJSON *sx_record_new_ids(const char *topic, const char *event, const char *execu
 /* Write `rec` to every sink (durable) and publish it; consumes rec.
  * 0, or -1 with err->code "audit_unavailable". */
 int sx_record_commit(sx_host *host, const char *topic, cJSON *rec, sx_error *err);
+/* Write `json` to every sink (durable), without publishing. */
+int sx_host_record_sinks(sx_host *host, const char *topic, const char *json, sx_error *err);
 /* Copy every member of `from` into `into`, replacing same-named ones.
  * Either may be NULL. */
 void sx_json_merge(cJSON *into, const cJSON *from);

@@ -194,7 +194,10 @@ char *sx_harness_slurp(const char *path)
     return buf;
 }
 
-int sx_harness_audit_count(sx_harness *h, const char *topic, const char *id, const char *step)
+/* Call `match` on each audit record matching topic/ids until it returns
+ * non-zero; returns the number of matching records visited. */
+static int audit_scan(sx_harness *h, const char *topic, const char *id, const char *step,
+                      int (*match)(cJSON *rec, void *arg), void *arg)
 {
     char *text = sx_harness_slurp(h->audit_path);
     if (text == NULL)
@@ -205,14 +208,38 @@ int sx_harness_audit_count(sx_harness *h, const char *topic, const char *id, con
         cJSON *rec = cJSON_Parse(line);
         if (rec == NULL)
             continue;
+        int stop = 0;
         if ((!topic || strcmp(sx_json_str(rec, "topic"), topic) == 0) &&
             (!id || strcmp(sx_json_str(rec, "execution_id"), id) == 0) &&
-            (!step || strcmp(sx_json_str(rec, "step_name"), step) == 0))
+            (!step || strcmp(sx_json_str(rec, "step_name"), step) == 0)) {
             count++;
-        cJSON_Delete(rec);
+            stop = match ? match(rec, arg) : 0;
+        }
+        if (!stop)
+            cJSON_Delete(rec);
+        if (stop)
+            break;
     }
     free(text);
     return count;
+}
+
+int sx_harness_audit_count(sx_harness *h, const char *topic, const char *id, const char *step)
+{
+    return audit_scan(h, topic, id, step, NULL, NULL);
+}
+
+static int keep_first(cJSON *rec, void *arg)
+{
+    *(cJSON **)arg = rec;
+    return 1;
+}
+
+cJSON *sx_harness_audit_record(sx_harness *h, const char *topic, const char *id, const char *step)
+{
+    cJSON *rec = NULL;
+    audit_scan(h, topic, id, step, keep_first, &rec);
+    return rec;
 }
 
 const char *sx_json_str(const cJSON *obj, const char *path)

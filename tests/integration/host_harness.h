@@ -34,6 +34,9 @@ int sx_harness_stop(sx_harness *h);
  * (NULL = any). */
 int sx_harness_audit_count(sx_harness *h, const char *topic, const char *execution_id,
                            const char *step_name);
+/* The first audit record matching topic and ids (caller frees), or NULL. */
+cJSON *sx_harness_audit_record(sx_harness *h, const char *topic, const char *execution_id,
+                               const char *step_name);
 /* The whole file at `path` (malloc'ed, NUL-terminated) or NULL. */
 char *sx_harness_slurp(const char *path);
 /* Convenience: string member of a reply ("" when absent). */

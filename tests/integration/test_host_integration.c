@@ -121,6 +121,39 @@ START_TEST(native_echo_succeeds)
 }
 END_TEST
 
+START_TEST(audit_records_content)
+{
+    cJSON *r = run("run-19", "audited", "{\"inline_script\":\"echo out; exit 4\",\"env\":{\"API_KEY\":\"hunter2\"}}");
+    ck_assert_str_eq(sx_json_str(r, "status"), "failed");
+    const char *hash = sx_json_str(r, "output.script_hash");
+    cJSON *started = sx_harness_audit_record(&H, "exec.started", "run-19", "audited");
+    ck_assert_ptr_nonnull(started);
+    ck_assert_str_eq(sx_json_str(started, "user"), "alice");
+    ck_assert_str_eq(sx_json_str(started, "runbook_id"), "rb.test");
+    ck_assert_str_eq(sx_json_str(started, "executor"), "shell");
+    ck_assert_str_eq(sx_json_str(started, "script_hash"), hash);
+    ck_assert_str_eq(sx_json_str(started, "script"), "echo out; exit 4"); /* log_script_content */
+    const cJSON *names = cJSON_GetObjectItem(started, "env_names");
+    ck_assert_int_eq(cJSON_GetArraySize(names), 1);
+    ck_assert_str_eq(cJSON_GetArrayItem(names, 0)->valuestring, "API_KEY");
+    cJSON *finished = sx_harness_audit_record(&H, "exec.finished", "run-19", "audited");
+    ck_assert_ptr_nonnull(finished);
+    ck_assert_str_eq(sx_json_str(finished, "status"), "failed");
+    ck_assert_int_eq((int)num(finished, "exit_code", NULL), 4);
+    ck_assert_str_eq(sx_json_str(finished, "script_hash"), hash);
+    ck_assert_str_eq(sx_json_str(finished, "stdout"), "out\n");  /* log_script_output */
+    ck_assert_str_eq(sx_json_str(finished, "error.code"), "script_failed");
+    ck_assert_ptr_null(cJSON_GetObjectItem(finished, "script"));
+    cJSON_Delete(started);
+    cJSON_Delete(finished);
+    cJSON_Delete(r);
+    /* an environment value never reaches the audit file */
+    char *audit = sx_harness_slurp(H.audit_path);
+    ck_assert_ptr_null(strstr(audit, "hunter2"));
+    free(audit);
+}
+END_TEST
+
 START_TEST(failure_exit_code_and_error)
 {
     cJSON *r = run("run-2", "fail", "{\"inline_script\":\"echo partial; exit 7\"}");
@@ -539,10 +572,10 @@ START_TEST(events_stream_output)
     nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 5000);
     ck_assert_int_eq(nng_dial(sub, H.events_url, NULL, 0), 0);
     usleep(200 * 1000); /* let the subscription reach the publisher */
-    cJSON *r = run("run-13", "ev", "{\"inline_script\":\"echo live-output\"}");
+    cJSON *r = run("run-13", "ev", "{\"inline_script\":\"echo live-output\",\"env\":{\"TOKEN\":\"hunter2\"}}");
     ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
     cJSON_Delete(r);
-    int saw_output = 0, saw_finished = 0;
+    int saw_output = 0, saw_finished = 0, saw_started = 0;
     for (int i = 0; i < 20 && !saw_finished; i++) {
         char *buf = NULL;
         size_t sz = 0;
@@ -552,9 +585,15 @@ START_TEST(events_stream_output)
             saw_output = 1;
         if (sz > 14 && memcmp(buf, "exec.finished ", 14) == 0 && memmem(buf, sz, "run-13", 6))
             saw_finished = 1;
+        if (sz > 13 && memcmp(buf, "exec.started ", 13) == 0 && memmem(buf, sz, "run-13", 6)) {
+            saw_started = 1;
+            ck_assert_ptr_nonnull(memmem(buf, sz, "TOKEN", 5));
+            ck_assert_ptr_null(memmem(buf, sz, "hunter2", 7)); /* names, never values */
+        }
         nng_free(buf, sz);
     }
     nng_close(sub);
+    ck_assert(saw_started);
     ck_assert(saw_output);
     ck_assert(saw_finished);
 }
@@ -728,6 +767,7 @@ int main(void)
     tcase_add_checked_fixture(runs, start_base, stop_host);
     tcase_add_test(runs, native_echo_succeeds);
     tcase_add_test(runs, failure_exit_code_and_error);
+    tcase_add_test(runs, audit_records_content);
     tcase_add_test(runs, env_is_clean_and_per_executor);
     tcase_add_test(runs, stdin_args_workdir_python);
     tcase_add_test(runs, large_script_runs);
