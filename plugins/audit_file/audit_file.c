@@ -144,21 +144,6 @@ static char *filter_record(const sx_audit_file *a, const char *json)
     return out;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 static int audit_write(void *state, const char *topic, const char *json, sx_error *err)
 {
     sx_audit_file *a = state;
@@ -171,7 +156,7 @@ static int audit_write(void *state, const char *topic, const char *json, sx_erro
     size_t len = strlen(line);
     line[len] = '\n'; /* the NUL becomes the newline; write len + 1 bytes */
     pthread_mutex_lock(&a->lock);
-    int rv = write_all(a->fd, line, len + 1);
+    int rv = sx_write_all(a->fd, line, len + 1);
     int e = errno;
     if (rv == 0 && fdatasync(a->fd) != 0) {
         rv = -1;

@@ -85,16 +85,8 @@ static int memfd_with(const char *name, const void *data, size_t len,
     int fd = memfd_create(name, MFD_CLOEXEC | (seals ? MFD_ALLOW_SEALING : 0));
     if (fd < 0)
         return -1;
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto fail;
-        p += n;
-        len -= (size_t)n;
-    }
+    if (sx_write_all(fd, data, len) != 0)
+        goto fail;
     if ((seals && fcntl(fd, F_ADD_SEALS, seals) != 0) ||
         lseek(fd, 0, SEEK_SET) != 0)
         goto fail;

@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "supervisor.h"
+#include "sx/sx_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -59,19 +60,6 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        p += n;
-        len -= (size_t)n;
-    }
-}
 
 static int pread_all(int fd, void *buf, size_t len, off_t off)
 {
@@ -157,7 +145,7 @@ static int plan_read(plan *p)
 static _Noreturn void child_fail(int stage, int err)
 {
     sx_sup_child_error ce = {stage, err};
-    write_all(SX_SUP_FD_ERROR, &ce, sizeof ce);
+    (void)sx_write_all(SX_SUP_FD_ERROR, &ce, sizeof ce);
     _exit(127);
 }
 
@@ -344,7 +332,7 @@ static int report(sx_sup_report *rep, plan *p)
 {
     rep->magic = SX_SUP_REPORT_MAGIC;
     rep->protocol = SX_SUP_PROTOCOL;
-    write_all(SX_SUP_FD_REPORT, rep, sizeof *rep);
+    (void)sx_write_all(SX_SUP_FD_REPORT, rep, sizeof *rep);
     plan_free(p);
     return 0;
 }
@@ -394,7 +382,7 @@ int main(void)
         static const char msg[] =
             SX_SUP_EXE_NAME ": internal helper of the backend_native plugin, "
             "started by the host for each run; not meant to be run by hand\n";
-        write_all(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)sx_write_all(STDERR_FILENO, msg, sizeof msg - 1);
         plan_free(&p);
         return EXIT_USAGE;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int sx_error_set(sx_error *err, const char *code, const char *fmt, ...)
 {
@@ -199,5 +200,24 @@ int sx_time_utc(char *buf, size_t size, int digits)
         snprintf(buf + n, size - n, ".%0*ldZ", digits, frac);
     else
         snprintf(buf + n, size - n, "Z");
+    return 0;
+}
+
+int sx_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
     return 0;
 }

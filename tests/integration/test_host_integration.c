@@ -295,15 +295,15 @@ END_TEST
 
 START_TEST(refusal_is_not_remembered)
 {
-    cJSON *r = run("run-18", "fixme", "{\"inline_script\":\"echo fixed\",\"timeout\":\"99h\"}");
+    cJSON *r = run("run-18", "corrected", "{\"inline_script\":\"echo fixed\",\"timeout\":\"99h\"}");
     assert_error(r, "rejected", "invalid_parameter");
     cJSON_Delete(r);
-    r = run("run-18", "fixme", "{\"inline_script\":\"echo fixed\",\"timeout\":\"9s\"}");
+    r = run("run-18", "corrected", "{\"inline_script\":\"echo fixed\",\"timeout\":\"9s\"}");
     ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
     ck_assert_str_eq(sx_json_str(r, "output.stdout"), "fixed\n");
     cJSON_Delete(r);
-    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.rejected", "run-18", "fixme"), 1);
-    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "run-18", "fixme"), 1);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.rejected", "run-18", "corrected"), 1);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "run-18", "corrected"), 1);
 }
 END_TEST
 

@@ -45,6 +45,11 @@ const char *sx_termination_name(sx_termination termination);
  * bytes always suffice). */
 int sx_time_utc(char *buf, size_t size, int digits);
 
+/* write(2) all `len` bytes, retrying on EINTR and short writes.
+ * Returns 0, or -1 with errno set (EIO for a zero-byte write).
+ * Async-signal-safe. */
+int sx_write_all(int fd, const void *buf, size_t len);
+
 /* Monotonic clock in seconds. */
 double sx_now_monotonic(void);
 
