@@ -3,6 +3,10 @@
  * appended and fdatasync()ed before write() returns, so a record the host
  * was told is durable survives a crash of the host or the machine.
  *
+ * After a failed write or fdatasync the sink refuses every further record
+ * (audit_unavailable) until the host restarts: what reached the disk is
+ * then unknown, and executions must not run unaudited.
+ *
  * Config (script_executor.audit): enabled, log_file, log_script_content,
  * log_script_output, log_environment, siem (the SIEM sink is a separate
  * plugin; siem.enabled without it is refused, not ignored).
@@ -43,12 +47,22 @@ static const sx_option audit_options[] = {
          "keep env values (names are always kept)"),
     {SX_OPT_END, NULL, NULL, 0, 0, NULL}};
 
+/* Group commit: every writer appends its line under the lock; one of them
+ * (the leader) runs fdatasync for all lines written so far while the others
+ * wait for `synced` to cover theirs.  Each write() still returns only when
+ * its own line is durable; concurrent executions share the cost. */
 typedef struct sx_audit_file {
     const sx_host_api *host;
     sx_plugin_ctx *ctx;
     sx_audit_cfg cfg;
     int fd;
     pthread_mutex_t lock;
+    pthread_cond_t synced_cond;
+    uint64_t written;   /* lines appended */
+    uint64_t synced;    /* lines known durable */
+    int syncing;        /* a leader is in fdatasync */
+    int broken;         /* errno of a failed fdatasync: after one, what reached
+                           the disk is unknown, so every later write fails */
 } sx_audit_file;
 
 static void audit_destroy(sx_audit_file *a)
@@ -56,6 +70,7 @@ static void audit_destroy(sx_audit_file *a)
     if (a->fd >= 0)
         close(a->fd);
     a->host->config_free(audit_options, &a->cfg);
+    pthread_cond_destroy(&a->synced_cond);
     pthread_mutex_destroy(&a->lock);
     free(a);
 }
@@ -83,6 +98,7 @@ static int audit_init(sx_plugin_ctx *ctx, const sx_host_api *host, void **state,
     a->ctx = ctx;
     a->fd = -1;
     pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->synced_cond, NULL);
     if (host->config_apply(ctx, host->config_section(ctx, "audit"), audit_options, &a->cfg, err) != 0) {
         audit_destroy(a);
         return -1;
@@ -156,11 +172,31 @@ static int audit_write(void *state, const char *topic, const char *json, sx_erro
     size_t len = strlen(line);
     line[len] = '\n'; /* the NUL becomes the newline; write len + 1 bytes */
     pthread_mutex_lock(&a->lock);
-    int rv = sx_write_all(a->fd, line, len + 1);
-    int e = errno;
-    if (rv == 0 && fdatasync(a->fd) != 0) {
+    int rv = a->broken ? -1 : sx_write_all(a->fd, line, len + 1);
+    int e = a->broken ? a->broken : errno;
+    if (rv != 0 && !a->broken)
+        a->broken = e; /* a torn line would corrupt the next one */
+    uint64_t mine = rv == 0 ? ++a->written : 0;
+    while (rv == 0 && a->synced < mine) {
+        if (a->syncing) {
+            pthread_cond_wait(&a->synced_cond, &a->lock);
+            continue;
+        }
+        a->syncing = 1;
+        uint64_t target = a->written;
+        pthread_mutex_unlock(&a->lock);
+        int sr = fdatasync(a->fd);
+        int se = errno;
+        pthread_mutex_lock(&a->lock);
+        a->syncing = 0;
+        a->synced = target;
+        if (sr != 0)
+            a->broken = se;
+        pthread_cond_broadcast(&a->synced_cond);
+    }
+    if (rv == 0 && a->broken) { /* our line was in a failed sync */
         rv = -1;
-        e = errno;
+        e = a->broken;
     }
     pthread_mutex_unlock(&a->lock);
     free(line);

@@ -497,6 +497,9 @@ START_TEST(busy_above_max_concurrent)
         ck_assert_ptr_nonnull(strstr(slow[i].reply, "succeeded"));
         free(slow[i].reply);
     }
+    /* four concurrent runs, each with its records (group-committed) */
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "busy", NULL), 4);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.finished", "busy", NULL), 4);
 }
 END_TEST
 
