@@ -85,11 +85,12 @@ static int valid_id(const char *s)
 static char *parse_request(sx_req *r, const char *msg, size_t len)
 {
     memset(r, 0, sizeof *r);
-    r->json = cJSON_ParseWithLength(msg, len);
+    const char *end = NULL; /* per call: cJSON_GetErrorPtr() is process-global */
+    r->json = cJSON_ParseWithLengthOpts(msg, len, &end, 0);
     if (r->json == NULL)
         return error_reply(NULL, SX_STATUS_REJECTED, "invalid_request",
                            "request is not valid JSON (error near byte %ld)",
-                           cJSON_GetErrorPtr() ? (long)(cJSON_GetErrorPtr() - msg) : -1L);
+                           end ? (long)(end - msg) : -1L);
     if (!cJSON_IsObject(r->json))
         return error_reply(NULL, SX_STATUS_REJECTED, "invalid_request",
                            "request must be a JSON object");
@@ -269,9 +270,6 @@ static char *op_execute(sx_host *host, const sx_req *r)
         return audit_refusal(host, r, error_reply(r, SX_STATUS_REJECTED, "approval_unavailable",
                            "step '%s' requires approval but no approval plugin is loaded: "
                            "it will not run unapproved", r->step_name));
-    if (!atomic_load(&host->accepting))
-        return audit_refusal(host, r, error_reply(r, SX_STATUS_ERROR, "shutting_down",
-                           "the script executor is shutting down; retry on another instance"));
 
     sx_error err = {{0}, {0}};
     sx_exec *exec;
@@ -333,9 +331,13 @@ static char *op_execute(sx_host *host, const sx_req *r)
     }
     /* every non-success carries an error */
     int has_error = reply.status != SX_STATUS_SUCCEEDED;
-    if (has_error && reply.error.code[0] == '\0')
-        sx_error_set(&reply.error, "internal_error", "step ended with status %s and no error",
-                     sx_status_name(reply.status));
+    if (has_error && reply.error.code[0] == '\0') {
+        if (reply.status == SX_STATUS_FAILED)
+            sx_error_set(&reply.error, "script_failed", "the script failed");
+        else
+            sx_error_set(&reply.error, "internal_error", "step ended with status %s and no error",
+                         sx_status_name(reply.status));
+    }
 
     /* finished / rejected: durable before the reply leaves */
     const char *topic = ran ? "exec.finished" : "exec.rejected";
@@ -368,9 +370,14 @@ static char *op_execute(sx_host *host, const sx_req *r)
     sx_log_fields(SX_LOG_INFO, "host", NULL, "step %s/%s finished: %s%s%s", r->execution_id,
                   r->step_name, sx_status_name(reply.status), has_error ? " " : "",
                   has_error ? reply.error.code : "");
-    /* A pair that started is remembered so it never runs twice; a refusal
-     * (nothing started) is not, so a corrected request can run. */
-    if (ran)
+    /* A pair whose script started is remembered so it never runs twice, and
+     * so is a cancelled one (a cancel must not be undone by a resend).  A
+     * refusal is not, so a corrected request can run: that includes a
+     * backend saying "rejected" after exec_started (e.g. the work dir could
+     * not be entered: the script never ran). */
+    int remember = (ran && reply.status != SX_STATUS_REJECTED) ||
+                   reply.status == SX_STATUS_CANCELLED;
+    if (remember)
         sx_executions_finish(host->executions, r->execution_id, r->step_name,
                              text ? text : "{\"status\":\"error\"}");
     else

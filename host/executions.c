@@ -154,9 +154,16 @@ void sx_executions_finish(struct sx_executions *t, const char *id, const char *s
 {
     pthread_mutex_lock(&t->lock);
     sx_run *r = *find_slot(t, id, step);
+    if (r && r->exec && (r->reply = strdup(reply)) == NULL) {
+        /* cannot remember it: forget it, so no repeat waits forever */
+        sx_run **slot = find_slot(t, id, step);
+        *slot = r->next;
+        t->running--;
+        run_free(r);
+        r = NULL;
+    }
     if (r && r->exec) {
         r->exec = NULL;
-        r->reply = strdup(reply);
         t->running--;
         if (t->done_tail)
             t->done_tail->done_next = r;

@@ -100,9 +100,10 @@ static int parse_settings(sx_host *host, sx_error *err)
     if (s->max_message_size < 1024 || s->max_message_size > (int64_t)1 << 30)
         return sx_error_set(err, "invalid_config",
                             "script_executor.server.max_message_size must be 1KiB..1GiB");
-    if (s->idempotency_retention < 0)
+    if (s->idempotency_retention < 1)
         return sx_error_set(err, "invalid_config",
-                            "script_executor.server.idempotency_retention must be >= 0");
+                            "script_executor.server.idempotency_retention must be >= 1: a "
+                            "finished step that is forgotten at once could run again");
     sx_log_level level;
     if (sx_log_level_parse(s->log_level, &level) != 0)
         return sx_error_set(err, "invalid_config",
@@ -344,7 +345,7 @@ const sx_config_node *sx_host_config_section(sx_host *host, const char *section)
     return NULL;
 }
 
-void sx_host_close(sx_host *host)
+void sx_host_flush_sinks(sx_host *host)
 {
     for (size_t i = 0; i < host->n_plugins; i++) {
         struct sx_plugin_ctx *p = host->plugins[i];
@@ -354,6 +355,11 @@ void sx_host_close(sx_host *host)
                 ops->flush(p->state);
         }
     }
+}
+
+void sx_host_close(sx_host *host)
+{
+    sx_host_flush_sinks(host);
     for (size_t i = 0; i < host->n_executors; i++) {
         sx_executor *ex = &host->executors[i];
         if (ex->instance)

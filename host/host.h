@@ -68,6 +68,8 @@ int sx_host_open(sx_host *host, const char *config_path, const char *plugin_dir,
                  sx_error *err);
 /* Start the bus (needs settings.events); 0 or -1 with err. */
 int sx_host_start_bus(sx_host *host, sx_error *err);
+/* Ask every event sink to flush. */
+void sx_host_flush_sinks(sx_host *host);
 /* Flush sinks, destroy executors, fini and unload plugins, free all. */
 void sx_host_close(sx_host *host);
 

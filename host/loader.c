@@ -75,6 +75,21 @@ int sx_plugin_abi_check(const sx_plugin_descriptor *d, const char *path, sx_erro
                             "plugin %s (%s): %s ops table missing or too small (%u bytes, need %zu)",
                             path, d->name, sx_plugin_kind_name(d->kind),
                             ops_size ? *ops_size : 0u, need);
+    const char *missing = NULL;
+    if (d->kind == SX_KIND_STEP_TYPE) {
+        const sx_step_ops *o = d->ops;
+        missing = !o->execute ? "execute" : !o->render ? "render" : !o->describe ? "describe" : NULL;
+    } else if (d->kind == SX_KIND_BACKEND) {
+        const sx_backend_ops *o = d->ops;
+        missing = !o->instance_create ? "instance_create" : !o->instance_destroy ? "instance_destroy"
+                : !o->describe ? "describe" : !o->render ? "render" : !o->run ? "run" : NULL;
+    } else if (d->kind == SX_KIND_EVENT_SINK) {
+        const sx_sink_ops *o = d->ops;
+        missing = !o->write ? "write" : NULL;
+    }
+    if (missing)
+        return sx_error_set(err, "plugin_invalid", "plugin %s (%s): required %s op '%s' is NULL",
+                            path, d->name, sx_plugin_kind_name(d->kind), missing);
     return 0;
 }
 

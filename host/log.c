@@ -36,6 +36,8 @@ void sx_log_set_level(sx_log_level level) { sx_log_min_level = (int)level; }
 void sx_log_v(sx_log_level level, const char *component, const char *fields_json,
               const char *fmt, va_list ap)
 {
+    if ((int)level < SX_LOG_DEBUG || (int)level > SX_LOG_ERROR)
+        level = SX_LOG_ERROR; /* a plugin passed a value outside the enum */
     if ((int)level < sx_log_min_level)
         return;
     char msg[2048];

@@ -121,14 +121,15 @@ int sx_server_start(sx_host *host, struct sx_server **out, sx_error *err)
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 512 * 1024);
     size_t started = 0;
+    int perr = srv->threads ? 0 : ENOMEM;
     for (; srv->threads && started < srv->n_workers; started++)
-        if (pthread_create(&srv->threads[started], &attr, worker_main, srv) != 0)
+        if ((perr = pthread_create(&srv->threads[started], &attr, worker_main, srv)) != 0)
             break;
     pthread_attr_destroy(&attr);
     if (started < srv->n_workers) {
         srv->n_workers = started;
         sx_server_stop(srv);
-        return sx_error_set(err, "server_error", "cannot start worker threads: %s", strerror(errno));
+        return sx_error_set(err, "server_error", "cannot start worker threads: %s", strerror(perr));
     }
     *out = srv;
     return 0;

@@ -631,6 +631,8 @@ END_TEST
 
 START_TEST(sigterm_finishes_in_flight)
 {
+    cJSON *done = run("run-20", "before", "{\"inline_script\":\"echo before\"}");
+    char *done_text = cJSON_PrintUnformatted(done);
     struct call_arg slow = {"{\"op\":\"execute\",\"execution_id\":\"run-14\",\"step_name\":\"s\","
                             "\"type\":\"script.run\",\"with\":{\"inline_script\":\"sleep 1; echo finished\"}}",
                             NULL};
@@ -638,6 +640,20 @@ START_TEST(sigterm_finishes_in_flight)
     pthread_create(&th, NULL, call_thread, &slow);
     usleep(300 * 1000);
     kill(H.pid, SIGTERM);
+    usleep(100 * 1000);
+    /* during the grace period: a repeat of a finished pair still gets its
+     * recorded reply (not "shutting_down", which would invite a rerun
+     * elsewhere); a new pair is refused */
+    cJSON *again = run("run-20", "before", "{\"inline_script\":\"echo before\"}");
+    char *again_text = cJSON_PrintUnformatted(again);
+    ck_assert_str_eq(again_text, done_text);
+    free(again_text);
+    free(done_text);
+    cJSON_Delete(again);
+    cJSON_Delete(done);
+    cJSON *fresh = run("run-20", "new", "{\"inline_script\":\"echo new\"}");
+    assert_error(fresh, "error", "shutting_down");
+    cJSON_Delete(fresh);
     pthread_join(th, NULL);
     ck_assert_ptr_nonnull(slow.reply);
     cJSON *r = cJSON_Parse(slow.reply);
@@ -734,6 +750,12 @@ START_TEST(config_errors_name_key_and_line)
                                  "  executors:\n    - name: a\n      kind: exec.docker\n", out, sizeof out);
     ck_assert_int_eq(rc, 2);
     ck_assert_msg(strstr(out, "exec.docker") && strstr(out, "line 6"), "%s", out);
+
+    rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@PLUGINS@\"\n"
+                                 "    load: [script_run]\n  server:\n    idempotency_retention: 0\n",
+                                 out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "idempotency_retention"), "%s", out);
 
     rc = sx_harness_check_config(BASE_CONFIG, out, sizeof out);
     ck_assert_msg(rc == 0, "%s", out);

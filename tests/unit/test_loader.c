@@ -104,6 +104,17 @@ START_TEST(no_entry_symbol)
 }
 END_TEST
 
+START_TEST(null_required_op)
+{
+    sx_error err;
+    int rv;
+    load("fx_null_op", &err, &rv);
+    ck_assert_int_eq(rv, -1);
+    ck_assert_str_eq(err.code, "plugin_invalid");
+    ck_assert_ptr_nonnull(strstr(err.message, "'write' is NULL"));
+}
+END_TEST
+
 START_TEST(abi_check_truncated_descriptor)
 {
     sx_plugin_descriptor d = {.abi_major = SX_ABI_MAJOR, .abi_minor = 0, .struct_size = 8};
@@ -158,6 +169,7 @@ int main(void)
     tcase_add_test(fail, missing_file);
     tcase_add_test(fail, not_elf);
     tcase_add_test(fail, no_entry_symbol);
+    tcase_add_test(fail, null_required_op);
     suite_add_tcase(s, fail);
     return sx_check_run(s);
 }

@@ -38,7 +38,9 @@ typedef struct sx_step_reply {
      * NULL when there is none.  For execute the host adds stdout, stderr and
      * their truncation fields, which it collected through exec_output. */
     char *output_json;
-    sx_error error;             /* set for every status but succeeded/failed */
+    sx_error error;             /* set for every status but succeeded; for
+                                   failed e.g. "script_failed" (the host uses
+                                   that when a plugin leaves it empty) */
     /* Fields above are valid for ABI minor 0. */
 } sx_step_reply;
 
