@@ -258,7 +258,8 @@ static char *audit_refusal(sx_host *host, const sx_req *r, char *reply)
     return reply;
 }
 
-static char *op_execute(sx_host *host, const sx_req *r)
+static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, void *waiter_arg,
+                        int *parked)
 {
     char *bad = need_ids(r);
     struct sx_plugin_ctx *step = NULL;
@@ -276,10 +277,15 @@ static char *op_execute(sx_host *host, const sx_req *r)
     if (sx_exec_create(host, r->execution_id, r->step_name, r->runbook_id, r->user, &exec, &err) != 0)
         return error_reply(r, SX_STATUS_ERROR, err.code, "%s", err.message);
     char *stored = NULL;
-    switch (sx_executions_begin(host->executions, r->execution_id, r->step_name, exec, &stored)) {
+    switch (sx_executions_begin(host->executions, r->execution_id, r->step_name, exec, &stored,
+                                waiter, waiter_arg)) {
     case SX_BEGIN_DONE:
         sx_exec_destroy(exec);
         return stored;
+    case SX_BEGIN_PARKED:
+        sx_exec_destroy(exec);
+        *parked = 1;
+        return NULL;
     case SX_BEGIN_BUSY:
         sx_exec_destroy(exec);
         return audit_refusal(host, r, error_reply(r, SX_STATUS_ERROR, "busy",
@@ -300,9 +306,11 @@ static char *op_execute(sx_host *host, const sx_req *r)
     for (size_t i = 0; i < r->n_groups; i++)
         cJSON_AddItemToArray(groups, cJSON_CreateString(r->groups[i]));
     if (sx_record_commit(host, "exec.accepted", rec, &err) != 0) {
-        sx_executions_abandon(host->executions, r->execution_id, r->step_name);
+        char *refusal = error_reply(r, SX_STATUS_ERROR, "audit_unavailable", "%s", err.message);
+        sx_executions_abandon(host->executions, r->execution_id, r->step_name,
+                              refusal ? refusal : "{\"status\":\"error\"}");
         sx_exec_destroy(exec);
-        return error_reply(r, SX_STATUS_ERROR, "audit_unavailable", "%s", err.message);
+        return refusal;
     }
 
     sx_step_request sr;
@@ -381,7 +389,8 @@ static char *op_execute(sx_host *host, const sx_req *r)
         sx_executions_finish(host->executions, r->execution_id, r->step_name,
                              text ? text : "{\"status\":\"error\"}");
     else
-        sx_executions_abandon(host->executions, r->execution_id, r->step_name);
+        sx_executions_abandon(host->executions, r->execution_id, r->step_name,
+                              text ? text : "{\"status\":\"error\"}");
     sx_exec_destroy(exec);
     return text;
 }
@@ -535,8 +544,10 @@ static char *op_list(sx_host *host)
     return print_and_free(out);
 }
 
-char *sx_dispatch(sx_host *host, const char *msg, size_t len)
+char *sx_dispatch(sx_host *host, const char *msg, size_t len, sx_waiter_fn waiter,
+                  void *waiter_arg, int *parked)
 {
+    *parked = 0;
     if (len > (size_t)host->settings.max_message_size)
         return audit_refusal(host, NULL, error_reply(NULL, SX_STATUS_REJECTED, "message_too_large",
                            "request is %zu bytes, above server.max_message_size (%lld bytes)", len,
@@ -547,7 +558,7 @@ char *sx_dispatch(sx_host *host, const char *msg, size_t len)
         reply = audit_refusal(host, &r, reply);
     } else {
         if (strcmp(r.op, "execute") == 0)
-            reply = op_execute(host, &r);
+            reply = op_execute(host, &r, waiter, waiter_arg, parked);
         else if (strcmp(r.op, "render") == 0)
             reply = op_render(host, &r);
         else if (strcmp(r.op, "describe") == 0)

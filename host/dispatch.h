@@ -10,8 +10,13 @@
 
 #include "host.h"
 
-/* `msg` need not be NUL-terminated.  Returns a malloc(3)ed JSON reply
- * (NULL only when out of memory). */
-char *sx_dispatch(sx_host *host, const char *msg, size_t len);
+#include "executions.h"
+
+/* `msg` need not be NUL-terminated.  Returns a malloc(3)ed JSON reply, or
+ * NULL: when out of memory, or when the request is a repeat of an execute
+ * in flight and was parked (*parked = 1): then waiter(waiter_arg, reply)
+ * delivers its reply later, once, from another thread. */
+char *sx_dispatch(sx_host *host, const char *msg, size_t len, sx_waiter_fn waiter,
+                  void *waiter_arg, int *parked);
 
 #endif

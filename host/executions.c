@@ -13,12 +13,19 @@
 
 #define SX_EXEC_BUCKETS 4096
 
+typedef struct sx_waiter {
+    sx_waiter_fn fn;
+    void *arg;
+    struct sx_waiter *next;
+} sx_waiter;
+
 typedef struct sx_run {
     char *execution_id;
     char *step_name;
     sx_exec *exec;              /* while running */
     char *reply;                /* once finished */
     double started_at;
+    sx_waiter *waiters;         /* parked repeats, while running */
     struct sx_run *next;        /* hash chain */
     struct sx_run *done_next;   /* FIFO of finished runs */
 } sx_run;
@@ -32,6 +39,7 @@ struct sx_executions {
     size_t retention;
     size_t done_count;
     sx_run *done_head, *done_tail;
+    size_t n_waiters;
     int closed;
 };
 
@@ -88,6 +96,10 @@ void sx_executions_destroy(struct sx_executions *t)
         sx_run *r = t->buckets[i];
         while (r) {
             sx_run *n = r->next;
+            for (sx_waiter *w = r->waiters, *wn; w; w = wn) { /* undelivered */
+                wn = w->next;
+                free(w);
+            }
             run_free(r);
             r = n;
         }
@@ -98,7 +110,8 @@ void sx_executions_destroy(struct sx_executions *t)
 }
 
 sx_begin_result sx_executions_begin(struct sx_executions *t, const char *id,
-                                    const char *step, sx_exec *exec, char **reply)
+                                    const char *step, sx_exec *exec, char **reply,
+                                    sx_waiter_fn waiter, void *waiter_arg)
 {
     pthread_mutex_lock(&t->lock);
     for (;;) {
@@ -108,6 +121,20 @@ sx_begin_result sx_executions_begin(struct sx_executions *t, const char *id,
             *reply = strdup(r->reply);
             pthread_mutex_unlock(&t->lock);
             return SX_BEGIN_DONE;
+        }
+        if (r && waiter) { /* in flight: park, never run it twice */
+            sx_waiter *w = t->n_waiters < SX_EXECUTIONS_MAX_WAITERS ? malloc(sizeof *w) : NULL;
+            if (w == NULL) {
+                pthread_mutex_unlock(&t->lock);
+                return SX_BEGIN_BUSY;
+            }
+            w->fn = waiter;
+            w->arg = waiter_arg;
+            w->next = r->waiters;
+            r->waiters = w;
+            t->n_waiters++;
+            pthread_mutex_unlock(&t->lock);
+            return SX_BEGIN_PARKED;
         }
         if (r) { /* in flight: wait for it, never run it twice */
             pthread_cond_wait(&t->changed, &t->lock);
@@ -149,47 +176,74 @@ static void forget_oldest(struct sx_executions *t)
     run_free(old);
 }
 
+/* Detach the run's parked waiters (caller holds the lock). */
+static sx_waiter *take_waiters(struct sx_executions *t, sx_run *r)
+{
+    sx_waiter *w = r->waiters;
+    r->waiters = NULL;
+    for (sx_waiter *i = w; i; i = i->next)
+        t->n_waiters--;
+    return w;
+}
+
+/* Outside the lock: each waiter gets the reply once. */
+static void deliver(sx_waiter *w, const char *reply)
+{
+    while (w) {
+        sx_waiter *next = w->next;
+        w->fn(w->arg, reply);
+        free(w);
+        w = next;
+    }
+}
+
 void sx_executions_finish(struct sx_executions *t, const char *id, const char *step,
                           const char *reply)
 {
-    pthread_mutex_lock(&t->lock);
-    sx_run *r = *find_slot(t, id, step);
-    if (r && r->exec && (r->reply = strdup(reply)) == NULL) {
-        /* cannot remember it: forget it, so no repeat waits forever */
-        sx_run **slot = find_slot(t, id, step);
-        *slot = r->next;
-        t->running--;
-        run_free(r);
-        r = NULL;
-    }
-    if (r && r->exec) {
-        r->exec = NULL;
-        t->running--;
-        if (t->done_tail)
-            t->done_tail->done_next = r;
-        else
-            t->done_head = r;
-        t->done_tail = r;
-        t->done_count++;
-        while (t->done_count > t->retention && t->done_head)
-            forget_oldest(t);
-    }
-    pthread_cond_broadcast(&t->changed);
-    pthread_mutex_unlock(&t->lock);
-}
-
-void sx_executions_abandon(struct sx_executions *t, const char *id, const char *step)
-{
+    sx_waiter *waiters = NULL;
     pthread_mutex_lock(&t->lock);
     sx_run **slot = find_slot(t, id, step);
     sx_run *r = *slot;
     if (r && r->exec) {
+        waiters = take_waiters(t, r);
+        r->exec = NULL;
+        t->running--;
+        if ((r->reply = strdup(reply)) == NULL) {
+            /* cannot remember it: forget it, so no repeat waits forever */
+            *slot = r->next;
+            run_free(r);
+        } else {
+            if (t->done_tail)
+                t->done_tail->done_next = r;
+            else
+                t->done_head = r;
+            t->done_tail = r;
+            t->done_count++;
+            while (t->done_count > t->retention && t->done_head)
+                forget_oldest(t);
+        }
+    }
+    pthread_cond_broadcast(&t->changed);
+    pthread_mutex_unlock(&t->lock);
+    deliver(waiters, reply);
+}
+
+void sx_executions_abandon(struct sx_executions *t, const char *id, const char *step,
+                           const char *reply)
+{
+    sx_waiter *waiters = NULL;
+    pthread_mutex_lock(&t->lock);
+    sx_run **slot = find_slot(t, id, step);
+    sx_run *r = *slot;
+    if (r && r->exec) {
+        waiters = take_waiters(t, r);
         *slot = r->next;
         t->running--;
         run_free(r);
     }
     pthread_cond_broadcast(&t->changed);
     pthread_mutex_unlock(&t->lock);
+    deliver(waiters, reply);
 }
 
 int sx_executions_cancel(struct sx_executions *t, const char *id, const char *step)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "dispatch.h"
 #include "log.h"
@@ -29,7 +30,46 @@ struct sx_server {
     size_t n_workers;
     pthread_t *threads;
     atomic_int stopping;
+    atomic_int parked;          /* parked contexts whose reply is not sent yet */
 };
+
+/* A repeat of an execute in flight: its context (which holds the request's
+ * route back) waits here, not in a thread, until the run ends. */
+typedef struct sx_parked {
+    struct sx_server *srv;
+    nng_ctx ctx;
+    nng_aio *aio;
+} sx_parked;
+
+static void parked_sent(void *arg)
+{
+    sx_parked *pk = arg;
+    if (nng_aio_result(pk->aio) != 0) /* peer gone: the reply is dropped */
+        nng_msg_free(nng_aio_get_msg(pk->aio));
+    nng_ctx_close(pk->ctx);
+    nng_aio_reap(pk->aio); /* cannot free an aio from its own callback */
+    atomic_fetch_sub(&pk->srv->parked, 1);
+    free(pk);
+}
+
+/* sx_waiter_fn: the run ended; send its reply on the parked context. */
+static void parked_deliver(void *arg, const char *reply)
+{
+    sx_parked *pk = arg;
+    nng_msg *msg = NULL;
+    if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, reply, strlen(reply)) != 0 ||
+        nng_aio_alloc(&pk->aio, parked_sent, pk) != 0) {
+        if (msg)
+            nng_msg_free(msg);
+        nng_ctx_close(pk->ctx);
+        atomic_fetch_sub(&pk->srv->parked, 1);
+        free(pk);
+        return;
+    }
+    nng_aio_set_msg(pk->aio, msg);
+    nng_aio_set_timeout(pk->aio, SX_SERVER_SEND_TIMEOUT_MS);
+    nng_ctx_send(pk->ctx, pk->aio);
+}
 
 static void *worker_main(void *arg)
 {
@@ -42,6 +82,7 @@ static void *worker_main(void *arg)
         nng_aio_free(aio);
         return NULL;
     }
+    sx_parked *spare = NULL; /* handed to dispatch in case the request parks */
     while (!atomic_load(&srv->stopping)) {
         nng_aio_set_timeout(aio, SX_SERVER_POLL_MS);
         nng_ctx_recv(ctx, aio);
@@ -52,7 +93,28 @@ static void *worker_main(void *arg)
         if (rv != 0) /* NNG_ETIMEDOUT: look at the stop flag again */
             continue;
         nng_msg *msg = nng_aio_get_msg(aio);
-        char *reply = sx_dispatch(srv->host, nng_msg_body(msg), nng_msg_len(msg));
+        if (spare == NULL && (spare = calloc(1, sizeof *spare)) == NULL) {
+            nng_msg_free(msg);
+            continue;
+        }
+        spare->srv = srv;
+        spare->ctx = ctx;
+        atomic_fetch_add(&srv->parked, 1); /* counted before anyone can deliver */
+        int parked = 0;
+        char *reply = sx_dispatch(srv->host, nng_msg_body(msg), nng_msg_len(msg),
+                                  parked_deliver, spare, &parked);
+        if (parked) {
+            /* the context now belongs to the parked waiter; take a new one */
+            nng_msg_free(msg);
+            spare = NULL;
+            if (nng_ctx_open(&ctx, srv->rep) != 0) {
+                sx_log(SX_LOG_ERROR, "server", "cannot open an nng context: worker stops");
+                nng_aio_free(aio);
+                return NULL;
+            }
+            continue;
+        }
+        atomic_fetch_sub(&srv->parked, 1);
         nng_msg_clear(msg);
         const char *text = reply ? reply
                                  : "{\"status\":\"error\",\"error\":{\"code\":\"out_of_memory\","
@@ -70,6 +132,7 @@ static void *worker_main(void *arg)
         if (nng_aio_result(aio) != 0) /* peer gone: the reply is dropped */
             nng_msg_free(msg);
     }
+    free(spare);
     nng_ctx_close(ctx);
     nng_aio_free(aio);
     return NULL;
@@ -142,6 +205,12 @@ void sx_server_stop(struct sx_server *srv)
     atomic_store(&srv->stopping, 1);
     for (size_t i = 0; i < srv->n_workers; i++)
         pthread_join(srv->threads[i], NULL);
+    /* Runs have ended by now, so parked replies are on their way: let them
+     * leave (bounded) before the socket goes. */
+    for (int i = 0; i < 200 && atomic_load(&srv->parked) > 0; i++) {
+        struct timespec ts = {0, 25 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     nng_close(srv->rep);
     free(srv->threads);
     free(srv);

@@ -1,7 +1,9 @@
 /*
  * server.h - the nng REQ/REP control socket.  A fixed pool of workers, each
  * with its own nng context, receives requests and replies; a long execution
- * holds only its own worker, so other requests keep being served.  The pool
+ * holds only its own worker, so other requests keep being served.  A repeat
+ * of an execution in flight holds no worker: its context is parked and gets
+ * the reply when the run ends (see executions.h).  The pool
  * is max_concurrent + SX_SERVER_SPARE_WORKERS so that control requests
  * (health, status, cancel) always find a free worker while every execution
  * slot is busy.

@@ -365,6 +365,45 @@ START_TEST(repeat_in_flight_waits_and_req_resend_is_harmless)
 }
 END_TEST
 
+START_TEST(parked_repeats_hold_no_worker)
+{
+    /* 17 workers (max_concurrent 1 + 16 spare), 30 repeats of one running
+     * step: none of them may hold a worker, or health would starve. */
+    char *cfg = strdup(BASE_CONFIG);
+    memcpy(strstr(cfg, "max_concurrent: 4"), "max_concurrent: 1", 17);
+    ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
+    free(cfg);
+    static const char *req =
+        "{\"op\":\"execute\",\"execution_id\":\"park\",\"step_name\":\"s\",\"type\":\"script.run\","
+        "\"with\":{\"executor\":\"fake\",\"inline_script\":\"sleep 2\\nout parked\"}}";
+    enum { N = 30 };
+    struct call_arg calls[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        calls[i].json = req;
+        calls[i].reply = NULL;
+        pthread_create(&th[i], NULL, call_thread, &calls[i]);
+    }
+    usleep(500 * 1000);
+    cJSON *h = sx_harness_call(&H, "{\"op\":\"health\"}");
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq((int)num(h, "in_flight", NULL), 1);
+    cJSON_Delete(h);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(calls[i].reply); /* all still waiting for the run */
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        ck_assert_ptr_nonnull(calls[i].reply);
+        ck_assert_str_eq(calls[i].reply, calls[0].reply);
+    }
+    ck_assert_ptr_nonnull(strstr(calls[0].reply, "parked\\n"));
+    for (int i = 0; i < N; i++)
+        free(calls[i].reply);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "park", "s"), 1);
+}
+END_TEST
+
 /* ----------------------------------------------------------- bad input */
 
 START_TEST(bad_inputs_get_clear_errors)
@@ -834,6 +873,7 @@ int main(void)
     TCase *life2 = tcase_create("lifecycle_custom");
     tcase_add_test(life2, sigterm_cancels_after_grace);
     tcase_add_test(life2, audit_failure_blocks_execution);
+    tcase_add_test(life2, parked_repeats_hold_no_worker);
     tcase_add_checked_fixture(life2, NULL, stop_host);
     tcase_set_timeout(life2, 60);
     suite_add_tcase(s, life2);
