@@ -275,7 +275,7 @@ static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, voi
     sx_error err = {{0}, {0}};
     sx_exec *exec;
     if (sx_exec_create(host, r->execution_id, r->step_name, r->runbook_id, r->user, &exec, &err) != 0)
-        return error_reply(r, SX_STATUS_ERROR, err.code, "%s", err.message);
+        return audit_refusal(host, r, error_reply(r, SX_STATUS_ERROR, err.code, "%s", err.message));
     char *stored = NULL;
     switch (sx_executions_begin(host->executions, r->execution_id, r->step_name, exec, &stored,
                                 waiter, waiter_arg)) {
