@@ -375,9 +375,10 @@ static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, voi
     if (has_error)
         add_error(out, reply.error.code, reply.error.message);
     char *text = print_and_free(out);
+    int show_code = has_error && strcmp(reply.error.code, sx_status_name(reply.status)) != 0;
     sx_log_fields(SX_LOG_INFO, "host", NULL, "step %s/%s finished: %s%s%s", r->execution_id,
-                  r->step_name, sx_status_name(reply.status), has_error ? " " : "",
-                  has_error ? reply.error.code : "");
+                  r->step_name, sx_status_name(reply.status), show_code ? " " : "",
+                  show_code ? reply.error.code : "");
     /* A pair whose script started is remembered so it never runs twice, and
      * so is a cancelled one (a cancel must not be undone by a resend).  A
      * refusal is not, so a corrected request can run: that includes a

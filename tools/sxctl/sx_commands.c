@@ -40,12 +40,18 @@ static int is_ok_status(const cJSON *reply)
            (strcmp(status, "ok") == 0 || strcmp(status, "succeeded") == 0);
 }
 
-/* "code: message" of reply.error, or the status when there is none. */
+/* "code: message" of reply.error, or the status when there is none.  The
+ * code is left out when it only repeats the status ("cancelled"), since
+ * callers print the status next to it. */
 static void error_text(const cJSON *reply, char *buf, size_t len)
 {
     const cJSON *error = jget(reply, "error");
     const char *code = jstr(error, "code");
     const char *message = jstr(error, "message");
+    const char *status = jstr(reply, "status");
+
+    if (code != NULL && message != NULL && status != NULL && strcmp(code, status) == 0)
+        code = NULL;
 
     if (code != NULL && message != NULL)
         snprintf(buf, len, "%s: %s", code, message);

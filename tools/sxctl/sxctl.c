@@ -87,7 +87,7 @@ static void usage(FILE *f)
 "                          run one inline script (ARGs become its arguments)\n"
 "  describe                show the server's step types and executors\n"
 "  health                  check the server\n"
-"  list                    list the executions the server knows\n"
+"  list                    list the executions in flight\n"
 "  status EXECUTION_ID STEP    show one step\n"
 "  cancel EXECUTION_ID STEP    cancel a running or pending step\n"
 "  watch                   print events as \"topic json\" lines until "
@@ -122,8 +122,9 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 success; run and exec: the exit code of the script that\n"
 "failed, or 1 when a step did not succeed for another reason; 1 for server\n"
-"and connection errors; 2 for usage errors; 130 when interrupted (the\n"
-"first interrupt cancels the running step, a second one quits at once).\n",
+"and connection errors; 2 for usage errors; run and exec: 130 when\n"
+"interrupted (the first interrupt cancels the running step, a second one\n"
+"quits at once); watch ends with 0 when interrupted.\n",
         f);
 }
 
