@@ -87,6 +87,15 @@ static double num(const cJSON *o, const char *a, const char *b)
     return v->valuedouble;
 }
 
+/* Wait (up to 20 s) until the durable start record of a pair exists: from
+ * then on its script runs.  Tests wait on this rather than on a sleep. */
+static void wait_started(const char *id, const char *step)
+{
+    for (int i = 0; i < 800 && sx_harness_audit_count(&H, "exec.started", id, step) == 0; i++)
+        usleep(25 * 1000);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", id, step), 1);
+}
+
 static void assert_error(cJSON *r, const char *status, const char *code)
 {
     char *text = cJSON_PrintUnformatted(r);
@@ -384,7 +393,8 @@ START_TEST(parked_repeats_hold_no_worker)
         calls[i].reply = NULL;
         pthread_create(&th[i], NULL, call_thread, &calls[i]);
     }
-    usleep(500 * 1000);
+    wait_started("park", "s");
+    usleep(200 * 1000); /* let the repeats arrive and park */
     cJSON *h = sx_harness_call(&H, "{\"op\":\"health\"}");
     ck_assert_ptr_nonnull(h);
     ck_assert_int_eq((int)num(h, "in_flight", NULL), 1);
@@ -486,7 +496,7 @@ START_TEST(long_run_does_not_block_others)
                             NULL};
     pthread_t th;
     pthread_create(&th, NULL, call_thread, &slow);
-    usleep(300 * 1000);
+    wait_started("run-10", "s");
     cJSON *st = sx_harness_call(&H, "{\"op\":\"status\",\"execution_id\":\"run-10\",\"step_name\":\"s\"}");
     ck_assert_str_eq(sx_json_str(st, "state"), "running");
     cJSON_Delete(st);
@@ -549,10 +559,7 @@ START_TEST(cancel_kills_run)
                             NULL};
     pthread_t th;
     pthread_create(&th, NULL, call_thread, &slow);
-    /* cancel once the script has started (its start record is durable) */
-    for (int i = 0; i < 200 && sx_harness_audit_count(&H, "exec.started", "run-12", "s") == 0; i++)
-        usleep(25 * 1000);
-    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.started", "run-12", "s"), 1);
+    wait_started("run-12", "s"); /* cancel a script that runs */
     cJSON *c = NULL;
     for (int i = 0; i < 100; i++) {
         c = sx_harness_call(&H, "{\"op\":\"cancel\",\"execution_id\":\"run-12\",\"step_name\":\"s\"}");
@@ -613,12 +620,28 @@ START_TEST(events_stream_output)
     nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "exec.", 5);
     nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 5000);
     ck_assert_int_eq(nng_dial(sub, H.events_url, NULL, 0), 0);
-    usleep(200 * 1000); /* let the subscription reach the publisher */
+    /* The subscription reaches the publisher asynchronously: run warm-up
+     * steps until one of their events arrives, instead of guessing a delay. */
+    nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 200);
+    int warm = 0;
+    for (int i = 0; i < 50 && !warm; i++) {
+        char step[32];
+        snprintf(step, sizeof step, "warm-%d", i);
+        cJSON_Delete(run("warmup", step, "{\"executor\":\"fake\",\"inline_script\":\"out warm\"}"));
+        char *buf = NULL;
+        size_t sz = 0;
+        if (nng_recv(sub, &buf, &sz, NNG_FLAG_ALLOC) == 0) {
+            warm = 1;
+            nng_free(buf, sz);
+        }
+    }
+    ck_assert(warm);
+    nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 5000);
     cJSON *r = run("run-13", "ev", "{\"inline_script\":\"echo live-output\",\"env\":{\"TOKEN\":\"hunter2\"}}");
     ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
     cJSON_Delete(r);
     int saw_output = 0, saw_finished = 0, saw_started = 0;
-    for (int i = 0; i < 20 && !saw_finished; i++) {
+    for (int i = 0; i < 400 && !saw_finished; i++) { /* skips the warm-up's events */
         char *buf = NULL;
         size_t sz = 0;
         if (nng_recv(sub, &buf, &sz, NNG_FLAG_ALLOC) != 0)
@@ -677,7 +700,7 @@ START_TEST(sigterm_finishes_in_flight)
                             NULL};
     pthread_t th;
     pthread_create(&th, NULL, call_thread, &slow);
-    usleep(300 * 1000);
+    wait_started("run-14", "s");
     kill(H.pid, SIGTERM);
     usleep(100 * 1000);
     /* during the grace period: a repeat of a finished pair still gets its
@@ -717,7 +740,7 @@ START_TEST(sigterm_cancels_after_grace)
     struct call_arg slow = {req, NULL};
     pthread_t th;
     pthread_create(&th, NULL, call_thread, &slow);
-    usleep(500 * 1000);
+    wait_started("run-15", "s");
     kill(H.pid, SIGTERM);
     pthread_join(th, NULL);
     cJSON *r = cJSON_Parse(slow.reply);
