@@ -74,10 +74,18 @@ static int check_sections(sx_host *host, sx_error *err)
     return 0;
 }
 
+static int has_required(const sx_option *opts)
+{
+    for (; opts->type != SX_OPT_END; opts++)
+        if (opts->flags & SX_OPT_REQUIRED)
+            return 1;
+    return 0;
+}
+
 static int apply_section(sx_host *host, const char *name, const sx_option *opts, sx_error *err)
 {
     const sx_config_node *node = sx_cfg_get(host->root, name);
-    if (node == NULL && (opts[1].flags & SX_OPT_REQUIRED || opts[0].flags & SX_OPT_REQUIRED))
+    if (node == NULL && has_required(opts))
         return sx_error_set(err, "invalid_config", "missing required key 'script_executor.%s'",
                             name);
     if (node && sx_cfg_kind(node) != SX_CFG_MAP)

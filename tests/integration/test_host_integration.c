@@ -48,6 +48,17 @@ static const char *BASE_CONFIG =
 
 static sx_harness H;
 
+/* BASE_CONFIG with the first `from` replaced by `to` (caller frees). */
+static char *base_config_with(const char *from, const char *to)
+{
+    const char *at = strstr(BASE_CONFIG, from);
+    ck_assert_msg(at != NULL, "'%s' is not in BASE_CONFIG", from);
+    char *cfg;
+    ck_assert_int_ge(asprintf(&cfg, "%.*s%s%s", (int)(at - BASE_CONFIG), BASE_CONFIG, to,
+                              at + strlen(from)), 0);
+    return cfg;
+}
+
 static void start_base(void) { ck_assert_int_eq(sx_harness_start(&H, BASE_CONFIG), 0); }
 /* The host must exit 0 on SIGTERM: under ASan/LSan a leak or UB report
  * makes it exit non-zero, so this is where those become failures. */
@@ -228,9 +239,7 @@ START_TEST(large_script_runs)
     /* this config's max_message_size is 64 KiB; a host with the default
      * 10 MiB limit runs it */
     ck_assert_int_eq(sx_harness_stop(&H), 0);
-    char *cfg = strdup(BASE_CONFIG);
-    char *p = strstr(cfg, "    max_message_size: 65536\n");
-    memset(p, ' ', strlen("    max_message_size: 65536"));
+    char *cfg = base_config_with("    max_message_size: 65536\n", "");
     ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
     cJSON *r = sx_harness_call(&H, text);
     ck_assert_str_eq(sx_json_str(r, "status"), "succeeded");
@@ -378,8 +387,7 @@ START_TEST(parked_repeats_hold_no_worker)
 {
     /* 17 workers (max_concurrent 1 + 16 spare), 30 repeats of one running
      * step: none of them may hold a worker, or health would starve. */
-    char *cfg = strdup(BASE_CONFIG);
-    memcpy(strstr(cfg, "max_concurrent: 4"), "max_concurrent: 1", 17);
+    char *cfg = base_config_with("max_concurrent: 4", "max_concurrent: 1");
     ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
     free(cfg);
     static const char *req =
@@ -729,8 +737,7 @@ END_TEST
 
 START_TEST(sigterm_cancels_after_grace)
 {
-    char *cfg = strdup(BASE_CONFIG);
-    memcpy(strstr(cfg, "shutdown_grace: 5s"), "shutdown_grace: 1s", 18);
+    char *cfg = base_config_with("shutdown_grace: 5s", "shutdown_grace: 1s");
     ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
     free(cfg);
     char req[600];
@@ -761,14 +768,9 @@ END_TEST
 
 START_TEST(audit_failure_blocks_execution)
 {
-    char *cfg = strdup(BASE_CONFIG);
-    char *p = strstr(cfg, "\"@DIR@/audit.log\"");
-    char *out;
-    *p = '\0';
-    ck_assert_int_ge(asprintf(&out, "%s\"/dev/full\"\n", cfg), 0);
+    char *cfg = base_config_with("\"@DIR@/audit.log\"", "\"/dev/full\"");
+    ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
     free(cfg);
-    ck_assert_int_eq(sx_harness_start(&H, out), 0);
-    free(out);
     unlink("/tmp/sx-audit-blocked");
     cJSON *r = run("run-16", "s", "{\"inline_script\":\"touch /tmp/sx-audit-blocked\"}");
     assert_error(r, "error", "audit_unavailable");
@@ -782,9 +784,7 @@ END_TEST
 START_TEST(config_errors_name_key_and_line)
 {
     char out[8192];
-    char *cfg = strdup(BASE_CONFIG);
-    char *p = strstr(cfg, "    max_concurrent: 4\n");
-    memcpy(p, "    max_concurent: 4\n ", 21);
+    char *cfg = base_config_with("max_concurrent: 4", "max_concurent: 4");
     int rc = sx_harness_check_config(cfg, out, sizeof out);
     ck_assert_int_eq(rc, 2);
     ck_assert_msg(strstr(out, "max_concurent") && strstr(out, "line 6"), "%s", out);

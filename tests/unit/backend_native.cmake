@@ -3,20 +3,12 @@
 # tests/support.  Included from tests/CMakeLists.txt:
 #   include(unit/backend_native.cmake)
 
-# The host's config module backs the mock host's config_* functions.
-# tests/unit/config.cmake or host/CMakeLists.txt may define it already.
-if(NOT TARGET sx_host_config)
-  add_library(sx_host_config STATIC ${CMAKE_CURRENT_LIST_DIR}/../../host/config.c)
-  target_include_directories(sx_host_config PUBLIC ${CMAKE_CURRENT_LIST_DIR}/../../host)
-  target_link_libraries(sx_host_config PUBLIC sx_sdk sx_sdk_util PkgConfig::YAML)
-endif()
+# sx_host_config (host/CMakeLists.txt) backs the mock host's config_* functions.
 
 # The test stand-in for the host API, shareable by other plugin tests.
-if(NOT TARGET sx_mock_host)
-  add_library(sx_mock_host STATIC ${CMAKE_CURRENT_LIST_DIR}/../support/mock_host.c)
-  target_include_directories(sx_mock_host PUBLIC ${CMAKE_CURRENT_LIST_DIR}/../support)
-  target_link_libraries(sx_mock_host PUBLIC sx_host_config sx_sdk sx_sdk_util Threads::Threads)
-endif()
+add_library(sx_mock_host STATIC ${CMAKE_CURRENT_LIST_DIR}/../support/mock_host.c)
+target_include_directories(sx_mock_host PUBLIC ${CMAKE_CURRENT_LIST_DIR}/../support)
+target_link_libraries(sx_mock_host PUBLIC sx_host_config sx_sdk sx_sdk_util Threads::Threads)
 
 add_executable(test_backend_native ${CMAKE_CURRENT_LIST_DIR}/test_backend_native.c)
 target_link_libraries(test_backend_native PRIVATE
