@@ -1,12 +1,15 @@
 /* host_api.c - the table of host services handed to plugins (sx_host_api). */
 #define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus.h"
 #include "config.h"
 #include "exec.h"
 #include "host.h"
+#include "loader.h"
 #include "log.h"
 #include "sx/sx_util.h"
 
@@ -35,9 +38,31 @@ static int api_publish(sx_plugin_ctx *ctx, const char *topic, const char *json)
     return sx_bus_publish(ctx->host->bus, topic, json);
 }
 
+/* A plugin's record gets what every audit record has: time, topic and the
+ * plugin's name (unless the plugin set them). */
 static int api_record(sx_plugin_ctx *ctx, const char *topic, const char *json, sx_error *err)
 {
-    return sx_host_record(ctx->host, topic, json, err);
+    cJSON *rec = cJSON_Parse(json);
+    if (!cJSON_IsObject(rec)) {
+        cJSON_Delete(rec);
+        return sx_error_set(err, "audit_unavailable", "record for %s is not a JSON object", topic);
+    }
+    if (!cJSON_HasObjectItem(rec, "time")) {
+        char when[40];
+        sx_time_utc(when, sizeof when, 6);
+        cJSON_AddStringToObject(rec, "time", when);
+    }
+    if (!cJSON_HasObjectItem(rec, "topic"))
+        cJSON_AddStringToObject(rec, "topic", topic);
+    if (!cJSON_HasObjectItem(rec, "plugin"))
+        cJSON_AddStringToObject(rec, "plugin", ctx->desc->name);
+    char *full = cJSON_PrintUnformatted(rec);
+    cJSON_Delete(rec);
+    if (full == NULL)
+        return sx_error_set(err, "audit_unavailable", "out of memory encoding a record");
+    int rv = sx_host_record(ctx->host, topic, full, err);
+    free(full);
+    return rv;
 }
 
 static int api_service_find(sx_plugin_ctx *ctx, sx_plugin_kind kind, const char *name,

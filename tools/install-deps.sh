@@ -6,6 +6,7 @@ packages=(
   build-essential cmake pkg-config          # toolchain
   libnng-dev libyaml-dev libcjson-dev       # nng, libyaml, cJSON
   libssl-dev check libsubunit-dev           # OpenSSL (SHA-256), check (unit tests)
+  libcurl4-openssl-dev                      # libcurl (Docker backend plugin)
   python3 ruby                              # interpreters scripts may use
   util-linux procps                         # setsid, ps (process-tree tests)
 )

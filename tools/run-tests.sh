@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Run every test: install dependencies, build, run the suite with ctest, then
-# build again with AddressSanitizer + UndefinedBehaviorSanitizer (leaks are
-# failures) and run the suite once more.
+# Run every test: install dependencies, prepare the Docker test environment
+# (tools/docker-env.sh, see docs/test-environment.md), build, run the suite
+# with ctest, then build again with AddressSanitizer + UndefinedBehaviorSanitizer
+# (leaks are failures) and run the suite once more.
 #   --plain      only the plain build
 #   --sanitize   only the sanitizer build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-all}
 bash tools/install-deps.sh
+bash tools/docker-env.sh        # Docker engine, test images, test registry
 jobs=$(nproc)
 
 if [ "$mode" = all ] || [ "$mode" = --plain ]; then

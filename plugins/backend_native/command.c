@@ -15,39 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
-           c == '\f';
-}
-
-/* [*start, *end) of text without surrounding whitespace. */
-static void trim(const char *text, size_t len, size_t *start, size_t *end)
-{
-    size_t a = 0, b = len;
-    while (a < b && is_space(text[a]))
-        a++;
-    while (b > a && is_space(text[b - 1]))
-        b--;
-    *start = a;
-    *end = b;
-}
-
-/* Whether the script, trimmed, equals one whitelist entry (also trimmed). */
-static int whitelisted(const sx_strlist *list, const char *script, size_t len)
-{
-    size_t a, b;
-    trim(script, len, &a, &b);
-    for (size_t i = 0; i < list->n; i++) {
-        const char *e = list->v[i];
-        size_t ea, eb;
-        trim(e, strlen(e), &ea, &eb);
-        if (eb - ea == b - a && memcmp(e + ea, script + a, b - a) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static int executable_file(const char *path)
 {
     struct stat st;
@@ -136,7 +103,7 @@ int sx_native_cmd_prepare(const sx_native_instance *inst,
     size_t script_len = spec->script ? spec->script_len : 0;
 
     if (inst->cfg.command_whitelist.n > 0 &&
-        !whitelisted(&inst->cfg.command_whitelist, script, script_len))
+        !sx_whitelist_match(&inst->cfg.command_whitelist, script, script_len))
         return sx_error_set(err, "command_not_allowed",
                             "executor '%s' (exec.native) only runs the %zu "
                             "commands of its command_whitelist, and this "

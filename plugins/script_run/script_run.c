@@ -408,8 +408,15 @@ static char *output_json(const sx_prepared *p, const sx_exec_result *r)
     cJSON_AddNullToObject(o, "approved_by");
     cJSON_AddNullToObject(o, "approved_at");
     cJSON *ru = cJSON_AddObjectToObject(o, "resource_usage");
-    cJSON_AddNumberToObject(ru, "cpu_millis", (double)r->cpu_millis);
-    cJSON_AddNumberToObject(ru, "memory_mb", (double)r->memory_mb);
+    /* negative = the backend could not measure it */
+    if (r->cpu_millis >= 0)
+        cJSON_AddNumberToObject(ru, "cpu_millis", (double)r->cpu_millis);
+    else
+        cJSON_AddNullToObject(ru, "cpu_millis");
+    if (r->memory_mb >= 0)
+        cJSON_AddNumberToObject(ru, "memory_mb", (double)r->memory_mb);
+    else
+        cJSON_AddNullToObject(ru, "memory_mb");
     if (r->job_name[0])
         cJSON_AddStringToObject(o, "job_name", r->job_name);
     else

@@ -221,3 +221,83 @@ int sx_write_all(int fd, const void *buf, size_t len)
     }
     return 0;
 }
+
+/* Decimal number with optional fraction and exponent, scaled by `scale`
+ * and rounded up (Kubernetes rounds quantities up to the smallest unit). */
+static int quantity_scaled(const char *num, size_t num_len, long double scale, int64_t *out)
+{
+    char buf[64];
+    if (num_len == 0 || num_len >= sizeof buf)
+        return -1;
+    memcpy(buf, num, num_len);
+    buf[num_len] = '\0';
+    if (!(isdigit((unsigned char)buf[0]) || (buf[0] == '.' && isdigit((unsigned char)buf[1]))))
+        return -1;
+    errno = 0;
+    char *end;
+    long double v = strtold(buf, &end);
+    if (errno || *end != '\0' || v < 0)
+        return -1;
+    long double r = v * scale;
+    if (r > 9.2e18L)
+        return -1;
+    int64_t i = (int64_t)r;
+    if ((long double)i < r)
+        i++;
+    *out = i;
+    return 0;
+}
+
+int sx_quantity_cpu_millis(const char *text, int64_t *millis)
+{
+    if (text == NULL)
+        return -1;
+    size_t n = strlen(text);
+    if (n > 0 && text[n - 1] == 'm')
+        return quantity_scaled(text, n - 1, 1.0L, millis);
+    return quantity_scaled(text, n, 1000.0L, millis);
+}
+
+int sx_quantity_bytes(const char *text, int64_t *bytes)
+{
+    if (text == NULL)
+        return -1;
+    static const struct { const char *suffix; long double scale; } units[] = {
+        {"Ki", 1024.0L}, {"Mi", 1048576.0L}, {"Gi", 1073741824.0L},
+        {"Ti", 1099511627776.0L}, {"Pi", 1125899906842624.0L},
+        {"Ei", 1152921504606846976.0L}, {"k", 1e3L}, {"M", 1e6L}, {"G", 1e9L},
+        {"T", 1e12L}, {"P", 1e15L}, {"E", 1e18L}};
+    size_t n = strlen(text);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        size_t sl = strlen(units[i].suffix);
+        if (n > sl && strcmp(text + n - sl, units[i].suffix) == 0)
+            return quantity_scaled(text, n - sl, units[i].scale, bytes);
+    }
+    /* plain number, possibly with an exponent ("129e6") */
+    return quantity_scaled(text, n, 1.0L, bytes);
+}
+
+static int ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+int sx_whitelist_match(const sx_strlist *list, const char *script, size_t len)
+{
+    size_t a = 0, b = len;
+    while (a < b && ws(script[a]))
+        a++;
+    while (b > a && ws(script[b - 1]))
+        b--;
+    for (size_t i = 0; list && i < list->n; i++) {
+        const char *e = list->v[i];
+        size_t ea = 0, eb = strlen(e);
+        while (ea < eb && ws(e[ea]))
+            ea++;
+        while (eb > ea && ws(e[eb - 1]))
+            eb--;
+        if (eb - ea == b - a && memcmp(e + ea, script + a, b - a) == 0)
+            return 1;
+    }
+    return 0;
+}

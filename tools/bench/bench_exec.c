@@ -3,7 +3,9 @@
  * process spawn?
  *
  * In one run it measures
- *   (a) raw:  posix_spawn("/bin/sh -c true") + waitpid, N times in a row;
+ *   (a) raw:  posix_spawn("/bin/sh -c true") + waitpid, N times in a row
+ *             (--baseline CMD: "/bin/sh -c CMD" instead, e.g. the docker CLI
+ *             running the same container, see tools/bench/docker.sh);
  *   (b) host: N execute requests (inline_script "true") one after another
  *             over one REQ socket to a running script-executor;
  *   (c) host: N execute requests from C threads (default 8), each with its
@@ -44,6 +46,7 @@ typedef struct sx_bench_opts {
     int timeout_ms;
     const char *interpreter;
     const char *executor;
+    const char *baseline;       /* shell command of phase (a) */
     int json;
 } sx_bench_opts;
 
@@ -177,9 +180,11 @@ static sx_stats phase_stats(const sx_phase *p)
 
 /* ---- (a) raw spawn ------------------------------------------------------ */
 
+static const char *baseline_cmd = "true";
+
 static int spawn_true(void)
 {
-    char *argv[] = {"sh", "-c", "true", NULL};
+    char *argv[] = {"sh", "-c", (char *)baseline_cmd, NULL};
     pid_t pid;
     int status, rv;
 
@@ -451,11 +456,14 @@ static void print_table(const sx_bench_opts *o, sx_phase *ph, int n_ph)
     int failed = 0;
 
     printf("sx_bench: %d executions per phase, host %s\n", o->count, o->url);
+    if (strcmp(o->baseline, "true") != 0)
+        printf("baseline: sh -c '%s'\n", o->baseline);
     printf("%-32s %6s %6s %9s %9s %9s %9s\n", "phase", "ok", "fail",
            "mean ms", "p50 ms", "p99 ms", "exec/s");
     for (int i = 0; i < n_ph; i++)
         print_row(&ph[i]);
-    printf("\nhost (concurrency 1) / raw spawn latency: p50 %sx, mean %sx\n",
+    printf("\nhost (concurrency 1) / %s latency: p50 %sx, mean %sx\n",
+           strcmp(o->baseline, "true") ? "baseline" : "raw spawn",
            cell(b[0], sizeof(b[0]), "%.2f", seq.p50 / raw.p50),
            cell(b[1], sizeof(b[1]), "%.2f", seq.mean / raw.mean));
     for (int i = 0; i < n_ph; i++)
@@ -511,6 +519,7 @@ static void print_json(const sx_bench_opts *o, sx_phase *ph, int n_ph)
     cJSON_AddStringToObject(j, "url", o->url);
     cJSON_AddNumberToObject(j, "count", o->count);
     cJSON_AddNumberToObject(j, "concurrency", o->concurrency);
+    cJSON_AddStringToObject(j, "baseline", o->baseline);
     for (int i = 0; i < n_ph; i++)
         cJSON_AddItemToObject(j, ph[i].key, phase_json(&ph[i]));
     ratio = cJSON_AddObjectToObject(j, "host_over_raw_latency");
@@ -538,6 +547,7 @@ static void usage(FILE *f)
 "  --timeout SECONDS   reply timeout per request (default 60)\n"
 "  --interpreter PATH  with.interpreter (default /bin/sh)\n"
 "  --executor NAME     with.executor (default: the server's)\n"
+"  --baseline CMD      phase (a) runs /bin/sh -c CMD (default: true)\n"
 "  --json              print the results as JSON\n"
 "  -h, --help          show this help\n"
 "\n"
@@ -595,6 +605,8 @@ static int set_valued(sx_bench_opts *o, const char *name, const char *v)
         o->interpreter = v;
     else if (!strcmp(name, "--executor"))
         o->executor = v;
+    else if (!strcmp(name, "--baseline"))
+        o->baseline = v;
     else
         return -1;
     return 0;
@@ -606,7 +618,7 @@ static int parse_args(sx_bench_opts *o, int argc, char **argv)
     const char *env = getenv("SX_URL");
 
     *o = (sx_bench_opts){env && *env ? env : SX_DEFAULT_URL, 300, 8, 10,
-                         60000, "/bin/sh", NULL, 0};
+                         60000, "/bin/sh", NULL, "true", 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int rv;
@@ -656,7 +668,7 @@ static int run_all(const sx_bench_opts *o, sx_phase *ph)
 
 int main(int argc, char **argv)
 {
-    char conc_name[64];
+    char conc_name[64], raw_name[64];
     sx_bench_opts o;
     sx_phase ph[3];
     int rv = parse_args(&o, argc, argv), ready = 0;
@@ -665,7 +677,12 @@ int main(int argc, char **argv)
         return rv;
     snprintf(conc_name, sizeof(conc_name), "host execute, concurrency %d",
              o.concurrency);
-    if (phase_init(&ph[0], "raw posix_spawn sh -c true", "raw_spawn",
+    baseline_cmd = o.baseline;
+    if (strcmp(o.baseline, "true") == 0)
+        snprintf(raw_name, sizeof(raw_name), "raw posix_spawn sh -c true");
+    else
+        snprintf(raw_name, sizeof(raw_name), "baseline: %.20s...", o.baseline);
+    if (phase_init(&ph[0], raw_name, "raw_spawn",
                    o.count) == 0 && ++ready &&
         phase_init(&ph[1], "host execute, concurrency 1", "host_sequential",
                    o.count) == 0 && ++ready &&

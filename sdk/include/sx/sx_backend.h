@@ -50,8 +50,9 @@ typedef struct sx_exec_result {
     int exit_code;              /* valid when termination == SX_TERM_EXITED */
     int signal;                 /* the signal for SIGNALED/TIMED_OUT/..., else 0 */
     double duration_seconds;    /* start of the script to its end */
-    int64_t cpu_millis;         /* user + system CPU time, milliseconds */
-    int64_t memory_mb;          /* peak resident memory, MiB */
+    int64_t cpu_millis;         /* user + system CPU time, milliseconds;
+                                   -1 = not measured (reported as null) */
+    int64_t memory_mb;          /* peak resident memory, MiB; -1 = not measured */
     char job_name[256];         /* backend object names, "" when none */
     char pod_name[256];
     /* Fields above are valid for ABI minor 0. */

@@ -27,6 +27,20 @@ int sx_duration_parse(const char *text, int64_t *ms);
  * Ki/Mi/Gi/Ti (powers of 1024).  Returns 0 and *bytes, or -1. */
 int sx_size_parse(const char *text, int64_t *bytes);
 
+/* Kubernetes resource quantities, as in a Pod's resources:
+ *   CPU:    "2", "0.5", "250m"             -> millicores (rounded up)
+ *   memory: "128974848", "129e6", "129M", "123Mi", "1.5Gi", "64k"
+ *           (k M G T P E powers of 1000, Ki Mi Gi Ti Pi Ei of 1024)
+ *                                          -> bytes (rounded up)
+ * Returns 0, or -1 on bad syntax, a negative value or overflow. */
+int sx_quantity_cpu_millis(const char *text, int64_t *millis);
+int sx_quantity_bytes(const char *text, int64_t *bytes);
+
+/* The command whitelist of the spec's executors: whether the script,
+ * trimmed of surrounding whitespace, equals one entry (also trimmed).
+ * An empty list allows nothing; callers apply it only when non-empty. */
+int sx_whitelist_match(const sx_strlist *list, const char *script, size_t len);
+
 /* Lookup in a map; NULL when absent.  Borrowed result. */
 const char *sx_strmap_get(const sx_strmap *map, const char *key);
 
