@@ -90,8 +90,8 @@ static const char *const docker_params[] = {
 static int docker_init(sx_plugin_ctx *ctx, const sx_host_api *host, void **state, sx_error *err)
 {
     if (host == NULL || host->abi_major != SX_ABI_MAJOR ||
-        !SX_HAS_FIELD(host, sx_host_api, exec_set_info))
-        return sx_error_set(err, "invalid_config", "backend_docker needs host API %d.1 or later",
+        !SX_HAS_FIELD(host, sx_host_api, exec_started))
+        return sx_error_set(err, "invalid_config", "backend_docker needs host API %d.0 or later",
                             SX_ABI_MAJOR);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return sx_error_set(err, "backend_error", "libcurl failed to initialise");
@@ -140,6 +140,7 @@ static void instance_free(sx_docker_instance *inst)
     inst->plugin->host->config_free(docker_options, &inst->cfg);
     sx_dk_client_free(&inst->client);
     pthread_mutex_destroy(&inst->lock);
+    pthread_mutex_destroy(&inst->sweep_lock);
     free(inst->name);
     free(inst);
 }
@@ -182,6 +183,8 @@ static int check_options(sx_docker_instance *inst, sx_error *err)
                    "container's namespace is not allowed)", nm);
     for (size_t i = 0; i < c->volumes.n; i++) {
         char v[1024];
+        if (strlen(c->volumes.v[i]) >= sizeof v)
+            return bad(err, inst, "volumes", "'%.100s...' is too long", c->volumes.v[i]);
         snprintf(v, sizeof v, "%s", c->volumes.v[i]);
         char *a = strchr(v, ':');
         char *b = a ? strchr(a + 1, ':') : NULL;
@@ -212,16 +215,54 @@ static int check_options(sx_docker_instance *inst, sx_error *err)
         if (!valid_cap(c->cap_add.v[i]))
             return bad(err, inst, "cap_add", "'%s' is not a capability name (NET_BIND_SERVICE)",
                        c->cap_add.v[i]);
-    for (size_t i = 0; i < c->tmpfs.n; i++)
+    for (size_t i = 0; i < c->tmpfs.n; i++) {
         if (c->tmpfs.keys[i][0] != '/')
             return bad(err, inst, "tmpfs", "'%s' must be an absolute path", c->tmpfs.keys[i]);
+        if (strlen(c->tmpfs.values[i]) > 400)
+            return bad(err, inst, "tmpfs", "options of '%s' are too long", c->tmpfs.keys[i]);
+    }
     const char *pp = c->image_pull_policy;
     if (strcmp(pp, "Always") && strcmp(pp, "IfNotPresent") && strcmp(pp, "Never"))
         return bad(err, inst, "image_pull_policy", "'%s' must be Always, IfNotPresent or Never",
                    pp);
+    if (c->host_id == NULL || c->host_id[0] == '\0' || strlen(c->host_id) > 253)
+        return bad(err, inst, "host_id", "%s", "must be 1..253 characters");
     if (c->pull_timeout_ms < 1000 || c->api_timeout_ms < 1000)
         return bad(err, inst, "pull_timeout/api_timeout", "%s", "must be at least 1s");
     return 0;
+}
+
+/* Options that loosen the strict defaults are allowed, and said: in the
+ * log at start-up and in describe's "weakened". */
+static cJSON *weakened(const sx_docker_instance *inst)
+{
+    const sx_docker_cfg *c = &inst->cfg;
+    cJSON *w = cJSON_CreateArray();
+    if (strncmp(c->host, "tcp://", 6) == 0 && inst->client.tls_cert == NULL)
+        cJSON_AddItemToArray(w, cJSON_CreateString(
+            "host: tcp:// without a TLS client certificate (anyone who reaches the port controls "
+            "the daemon)"));
+    if (strcmp(c->user, "0") == 0 || strncmp(c->user, "0:", 2) == 0 ||
+        strcmp(c->user, "root") == 0 || strncmp(c->user, "root:", 5) == 0)
+        cJSON_AddItemToArray(w, cJSON_CreateString("user: scripts run as root"));
+    if (!c->read_only_rootfs)
+        cJSON_AddItemToArray(w, cJSON_CreateString("read_only_rootfs: false"));
+    if (!c->no_new_privileges)
+        cJSON_AddItemToArray(w, cJSON_CreateString("no_new_privileges: false"));
+    int drops_all = 0;
+    for (size_t i = 0; i < c->cap_drop.n; i++)
+        drops_all |= strcmp(c->cap_drop.v[i], "ALL") == 0;
+    if (!drops_all)
+        cJSON_AddItemToArray(w, cJSON_CreateString("cap_drop: does not drop ALL"));
+    if (c->cap_add.n > 0)
+        cJSON_AddItemToArray(w, cJSON_CreateString("cap_add: capabilities added back"));
+    if (strcmp(c->network_mode, "host") == 0)
+        cJSON_AddItemToArray(w, cJSON_CreateString("network_mode: host"));
+    for (size_t i = 0; i < c->volumes.n; i++)
+        if (strstr(c->volumes.v[i], "docker.sock") != NULL)
+            cJSON_AddItemToArray(w, cJSON_CreateString(
+                "volumes: the Docker socket is mounted (root on the host)"));
+    return w;
 }
 
 static int docker_instance_create(void *plugin_state, const char *name,
@@ -234,6 +275,7 @@ static int docker_instance_create(void *plugin_state, const char *name,
         return sx_error_set(err, "invalid_config", "out of memory");
     inst->plugin = p;
     pthread_mutex_init(&inst->lock, NULL);
+    pthread_mutex_init(&inst->sweep_lock, NULL);
     inst->name = strdup(name ? name : "docker");
     if (inst->name == NULL || h->config_apply(p->ctx, config, docker_options, &inst->cfg, err) != 0) {
         if (err->code[0] == '\0')
@@ -245,6 +287,11 @@ static int docker_instance_create(void *plugin_state, const char *name,
         char hn[256] = "";
         gethostname(hn, sizeof hn - 1);
         inst->cfg.host_id = strdup(hn[0] ? hn : "localhost");
+        if (inst->cfg.host_id == NULL) {
+            sx_error_set(err, "invalid_config", "out of memory");
+            instance_free(inst);
+            return -1;
+        }
     }
     if (check_options(inst, err) != 0 ||
         sx_dk_client_init(&inst->client, inst->cfg.host, inst->cfg.tls_ca, inst->cfg.tls_cert,
@@ -262,10 +309,18 @@ static int docker_instance_create(void *plugin_state, const char *name,
         instance_free(inst);
         return -1;
     }
+    cJSON *w = weakened(inst);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, w)
+        h->log(p->ctx, SX_LOG_WARN, "executor %s: %s (the default is stricter)", inst->name,
+               it->valuestring);
+    cJSON_Delete(w);
     /* Leftovers of a host that died mid-run: removed now if the daemon
-     * answers, else before the first run. */
+     * answers (a short wait: a dead daemon must not hold up the start),
+     * else before the first run. */
     sx_error se;
-    int n = sx_dk_sweep_leftovers(inst, &se);
+    long sweep_ms = inst->cfg.api_timeout_ms < 5000 ? (long)inst->cfg.api_timeout_ms : 5000;
+    int n = sx_dk_sweep_leftovers(inst, sweep_ms, NULL, &se);
     if (n < 0)
         h->log(p->ctx, SX_LOG_WARN,
                "executor %s: %s; the leftover sweep runs before the first execution", inst->name,
@@ -285,14 +340,6 @@ static void docker_instance_destroy(void *instance)
 /* describe / render / run                                              */
 /* ------------------------------------------------------------------ */
 
-static cJSON *strlist(const sx_strlist *l)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < l->n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(l->v[i]));
-    return a;
-}
-
 static char *docker_describe(void *instance)
 {
     sx_docker_instance *inst = instance;
@@ -302,10 +349,11 @@ static char *docker_describe(void *instance)
     cJSON_AddStringToObject(o, "api_version", SX_DOCKER_API_VERSION);
     cJSON *engine = cJSON_AddObjectToObject(o, "engine");
     cJSON_AddStringToObject(engine, "host", sx_dk_address(&inst->client));
-    sx_dk_response resp;
-    sx_error e;
-    if (sx_dk_call(&inst->client, "GET", "/version", NULL, NULL, 0, NULL, 3000, NULL,
-                   "read the Engine version", &resp, &e) == 0 && resp.status == 200) {
+    sx_dk_response resp = {0};
+    sx_error e = {{0}, {0}};
+    int called = sx_dk_call(&inst->client, "GET", "/version", NULL, NULL, 0, NULL, 3000, NULL,
+                            "read the Engine version", &resp, &e) == 0;
+    if (called && resp.status == 200) {
         cJSON *v = cJSON_Parse(resp.body);
         const char *keys[] = {"Version", "ApiVersion", "MinAPIVersion", "Os", "Arch"};
         const char *names[] = {"version", "api_version", "min_api_version", "os", "arch"};
@@ -316,12 +364,13 @@ static char *docker_describe(void *instance)
         }
         cJSON_AddBoolToObject(engine, "reachable", 1);
         cJSON_Delete(v);
-        sx_dk_response_free(&resp);
     } else {
-        if (e.code[0] == '\0' && resp.body)
-            sx_dk_response_free(&resp);
         cJSON_AddBoolToObject(engine, "reachable", 0);
+        cJSON_AddStringToObject(engine, "error", called ? "unexpected answer to /version"
+                                                        : e.message);
     }
+    if (called)
+        sx_dk_response_free(&resp);
     cJSON *opt = cJSON_AddObjectToObject(o, "options");
     cJSON_AddStringToObject(opt, "image", c->image);
     cJSON_AddStringToObject(opt, "default_work_dir", c->default_work_dir);
@@ -330,15 +379,15 @@ static char *docker_describe(void *instance)
         cJSON_AddItemToArray(env, cJSON_CreateString(c->default_env.keys[i]));
     cJSON_AddNumberToObject(opt, "command_whitelist_entries", (double)c->command_whitelist.n);
     cJSON_AddStringToObject(opt, "network_mode", c->network_mode);
-    cJSON_AddItemToObject(opt, "volumes", strlist(&c->volumes));
+    cJSON_AddItemToObject(opt, "volumes", sx_dk_strlist_json(&c->volumes));
     cJSON_AddStringToObject(opt, "user", c->user);
     cJSON_AddNumberToObject(opt, "memory_limit", (double)c->memory_limit);
     cJSON_AddNumberToObject(opt, "cpu_quota", (double)c->cpu_quota);
     cJSON_AddBoolToObject(opt, "auto_remove", c->auto_remove);
     cJSON_AddBoolToObject(opt, "read_only_rootfs", c->read_only_rootfs);
     cJSON_AddBoolToObject(opt, "no_new_privileges", c->no_new_privileges);
-    cJSON_AddItemToObject(opt, "cap_drop", strlist(&c->cap_drop));
-    cJSON_AddItemToObject(opt, "cap_add", strlist(&c->cap_add));
+    cJSON_AddItemToObject(opt, "cap_drop", sx_dk_strlist_json(&c->cap_drop));
+    cJSON_AddItemToObject(opt, "cap_add", sx_dk_strlist_json(&c->cap_add));
     cJSON_AddNumberToObject(opt, "pids_limit", (double)c->pids_limit);
     cJSON *t = cJSON_AddObjectToObject(opt, "tmpfs");
     for (size_t i = 0; i < c->tmpfs.n; i++)
@@ -350,6 +399,7 @@ static char *docker_describe(void *instance)
     cJSON_AddNumberToObject(opt, "api_timeout_seconds", (double)c->api_timeout_ms / 1000.0);
     cJSON_AddStringToObject(opt, "host_id", c->host_id);
     cJSON_AddBoolToObject(opt, "init", c->init);
+    cJSON_AddItemToObject(o, "weakened", weakened(inst));
     cJSON *sp = cJSON_AddArrayToObject(o, "supported_params");
     for (const char *const *s = docker_params; *s; s++)
         cJSON_AddItemToArray(sp, cJSON_CreateString(*s));

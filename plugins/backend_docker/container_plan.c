@@ -109,6 +109,8 @@ static int env_set(env_list *e, const char *name, const char *value, size_t len,
         memset(x, 0, sizeof *x);
         x->name = strdup(name);
     } else {
+        if (x->value)
+            memset(x->value, 0, strlen(x->value)); /* may be a secret */
         free(x->value);
         free(x->shown);
     }
@@ -210,7 +212,7 @@ static int env_from_all(const sx_docker_instance *inst, const cJSON *with, sx_st
                                 "local store", param, sx_store_kind_name(kind), it->valuestring);
         for (size_t i = 0; i < keys.n; i++) {
             if (!c_identifier(keys.v[i])) {
-                char note[400];
+                char note[800];
                 snprintf(note, sizeof note, "%s '%s': key '%s' is not a valid environment "
                          "variable name and was not set", sx_store_kind_name(kind),
                          it->valuestring, keys.v[i]);
@@ -308,18 +310,22 @@ static sx_dk_volume *volume_add(sx_dk_plan *plan, const char *mount, const char 
     return x->mount_path && x->what ? x : NULL;
 }
 
+/* Takes `data` only on success. */
 static int file_add(sx_dk_volume *v, const char *path, char *data, size_t len, unsigned mode)
 {
-    sx_dk_file *f = realloc(v->files, (v->n_files + 1) * sizeof *f);
-    if (f == NULL)
+    char *p = strdup(path);
+    sx_dk_file *f = p ? realloc(v->files, (v->n_files + 1) * sizeof *f) : NULL;
+    if (f == NULL) {
+        free(p);
         return -1;
+    }
     v->files = f;
-    f[v->n_files].path = strdup(path);
-    f[v->n_files].data = data; /* taken */
+    f[v->n_files].path = p;
+    f[v->n_files].data = data;
     f[v->n_files].len = len;
     f[v->n_files].mode = mode;
     v->n_files++;
-    return f[v->n_files - 1].path ? 0 : -1;
+    return 0;
 }
 
 /* A relative path without "..": what Kubernetes allows as an item path. */
@@ -382,14 +388,15 @@ static int mounts_from(const sx_docker_instance *inst, const cJSON *with, sx_sto
                 strcmp(f->string, "optional") && strcmp(f->string, "read_only"))
                 return sx_error_set(err, "invalid_parameter",
                                     "with.%s[%d]: unknown field '%s' (known: %s, mount_path, "
-                                    "items, default_mode, optional)", param, idx, f->string,
+                                    "items, default_mode, optional, read_only)", param, idx,
+                                    f->string,
                                     name_key);
         }
         const char *obj = str_of(m, name_key), *mount = str_of(m, "mount_path");
-        if (obj == NULL || mount == NULL || mount[0] != '/')
+        if (obj == NULL || mount == NULL || mount[0] != '/' || strlen(mount) > 200)
             return sx_error_set(err, "invalid_parameter",
-                                "with.%s[%d] needs %s and an absolute mount_path", param, idx,
-                                name_key);
+                                "with.%s[%d] needs %s and an absolute mount_path (at most 200 "
+                                "bytes)", param, idx, name_key);
         const cJSON *ro = cJSON_GetObjectItemCaseSensitive(m, "read_only");
         if (ro && !cJSON_IsTrue(ro))
             return sx_error_set(err, "invalid_parameter",
@@ -437,6 +444,12 @@ static int mounts_from(const sx_docker_instance *inst, const cJSON *with, sx_sto
             unsigned mode = def_mode;
             if (n_items) {
                 const cJSON *it = cJSON_GetArrayItem(items, (int)i);
+                if (!cJSON_IsObject(it)) {
+                    sx_strlist_clear(&keys);
+                    return sx_error_set(err, "invalid_parameter",
+                                        "with.%s[%d].items[%zu] must be an object {key, path, "
+                                        "mode}", param, idx, i);
+                }
                 key = str_of(it, "key");
                 path = str_of(it, "path");
                 const cJSON *md = cJSON_GetObjectItemCaseSensitive(it, "mode");
@@ -470,8 +483,10 @@ static int mounts_from(const sx_docker_instance *inst, const cJSON *with, sx_sto
             }
             if (rc == 1)
                 continue;
-            /* like a pod's fsGroup: group-readable by the script's group */
-            if (file_add(v, path, value, len, mode | 0440) != 0) {
+            /* like a pod's fsGroup: group-readable by the script's group
+             * (world-readable when the group is not known); never writable */
+            unsigned m = (mode & ~0222u) | (plan->gid_known ? 0440u : 0444u);
+            if (file_add(v, path, value, len, m) != 0) {
                 free(value);
                 sx_strlist_clear(&keys);
                 return sx_error_set(err, "out_of_memory", "out of memory");
@@ -621,6 +636,25 @@ static int add_user_labels(const cJSON *with, const char *param, cJSON *labels, 
 /* The plan                                                             */
 /* ------------------------------------------------------------------ */
 
+/* "uid[:gid]" when numeric: who owns tmpfs mounts and delivered files. */
+static void parse_user(const char *user, sx_dk_plan *plan)
+{
+    char *end;
+    unsigned long uid = strtoul(user, &end, 10);
+    if (end == user || (*end != '\0' && *end != ':') || uid > 0xfffffffeUL)
+        return; /* a name: the image's passwd decides */
+    plan->uid = (unsigned)uid;
+    plan->uid_known = 1;
+    if (*end == ':') {
+        const char *g = end + 1;
+        unsigned long gid = strtoul(g, &end, 10);
+        if (end != g && *end == '\0' && gid <= 0xfffffffeUL) {
+            plan->gid = (unsigned)gid;
+            plan->gid_known = 1;
+        }
+    }
+}
+
 static const char *script_file_name(const char *interpreter)
 {
     if (strcmp(interpreter, "python3") == 0)
@@ -630,7 +664,7 @@ static const char *script_file_name(const char *interpreter)
     return "script.sh";
 }
 
-static cJSON *strlist_json(const sx_strlist *l)
+cJSON *sx_dk_strlist_json(const sx_strlist *l)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < l->n; i++)
@@ -643,7 +677,7 @@ void sx_dk_plan_free(sx_dk_plan *plan)
     free(plan->image);
     free(plan->pull_policy);
     free(plan->pull_secret);
-    cJSON_Delete(plan->create);
+    sx_dk_json_wipe_delete(plan->create); /* holds secret env values */
     cJSON_Delete(plan->create_shown);
     for (size_t i = 0; i < plan->n_volumes; i++) {
         sx_dk_volume *v = &plan->volumes[i];
@@ -742,15 +776,16 @@ int sx_dk_plan_build(const sx_docker_instance *inst, const sx_exec_spec *spec,
     if (!c->auto_remove)
         cJSON_AddStringToObject(labels, SX_DK_LABEL_KEEP, "true");
 
+    parse_user(c->user, plan);
     cJSON *hc = cJSON_AddObjectToObject(cr, "HostConfig");
     cJSON_AddStringToObject(hc, "NetworkMode", c->network_mode);
-    cJSON_AddItemToObject(hc, "Binds", strlist_json(&c->volumes));
+    cJSON_AddItemToObject(hc, "Binds", sx_dk_strlist_json(&c->volumes));
     cJSON_AddBoolToObject(hc, "ReadonlyRootfs", c->read_only_rootfs);
     cJSON *sec = cJSON_AddArrayToObject(hc, "SecurityOpt");
     if (c->no_new_privileges)
         cJSON_AddItemToArray(sec, cJSON_CreateString("no-new-privileges"));
-    cJSON_AddItemToObject(hc, "CapDrop", strlist_json(&c->cap_drop));
-    cJSON_AddItemToObject(hc, "CapAdd", strlist_json(&c->cap_add));
+    cJSON_AddItemToObject(hc, "CapDrop", sx_dk_strlist_json(&c->cap_drop));
+    cJSON_AddItemToObject(hc, "CapAdd", sx_dk_strlist_json(&c->cap_add));
     if (c->pids_limit > 0)
         cJSON_AddNumberToObject(hc, "PidsLimit", (double)c->pids_limit);
     /* tmpfs mounts belong to the script's user: when the working directory
@@ -758,21 +793,15 @@ int sx_dk_plan_build(const sx_docker_instance *inst, const sx_exec_spec *spec,
      * mount (whatever mode= says), so ownership is what makes it writable.
      * Options that set uid= or gid= are left as they are. */
     cJSON *tmpfs = cJSON_AddObjectToObject(hc, "Tmpfs");
-    unsigned long uid = 0, gid = 0;
-    char *uend = NULL, *gend = NULL;
-    uid = strtoul(c->user, &uend, 10);
-    int numeric = uend != c->user && (*uend == '\0' || *uend == ':');
-    if (numeric && *uend == ':') {
-        gid = strtoul(uend + 1, &gend, 10);
-        numeric = gend != uend + 1 && *gend == '\0';
-    } else {
-        gid = uid;
-    }
     for (size_t i = 0; i < c->tmpfs.n; i++) {
         const char *o = c->tmpfs.values[i];
-        if (numeric && strstr(o, "uid=") == NULL && strstr(o, "gid=") == NULL) {
+        if (plan->uid_known && strstr(o, "uid=") == NULL && strstr(o, "gid=") == NULL) {
             char opts[600];
-            snprintf(opts, sizeof opts, "%s%suid=%lu,gid=%lu", o, o[0] ? "," : "", uid, gid);
+            if (plan->gid_known)
+                snprintf(opts, sizeof opts, "%s%suid=%u,gid=%u", o, o[0] ? "," : "",
+                         plan->uid, plan->gid);
+            else
+                snprintf(opts, sizeof opts, "%s%suid=%u", o, o[0] ? "," : "", plan->uid);
             cJSON_AddStringToObject(tmpfs, c->tmpfs.keys[i], opts);
         } else {
             cJSON_AddStringToObject(tmpfs, c->tmpfs.keys[i], o);
@@ -810,8 +839,6 @@ int sx_dk_plan_build(const sx_docker_instance *inst, const sx_exec_spec *spec,
                              plan->volumes[i].mount_path);
                 goto out;
             }
-    const char *colon = strchr(c->user, ':');
-    plan->gid = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
 
     plan->create_shown = cJSON_Duplicate(cr, 1);
     if (build_env(inst, spec, with, plan, notes, err) != 0)

@@ -1,9 +1,12 @@
 /*
  * docker.h - internals shared by the files of the backend_docker plugin.
  *
- *   backend_docker.c   descriptor, options, instances, describe, leftovers
+ *   backend_docker.c   descriptor, options, instances, describe, render
  *   container_plan.c   step + options -> the Engine's create request (pure)
- *   docker_run.c       one run: pull, create, attach, start, wait, remove
+ *   docker_run.c       one run: volumes, create, copy, attach, start, stream, wait
+ *   docker_pull.c      the image per pull policy, registry credentials
+ *   docker_stdin.c     the script's stdin (a second, upgraded attach)
+ *   docker_remover.c   removal queue and leftover sweep
  *   docker_image.c     image references, registry credentials
  *   docker_api.c       the REST client (libcurl)
  *   docker_stream.c    stdout/stderr demultiplexing
@@ -90,8 +93,9 @@ typedef struct sx_docker_instance {
     char *name;
     sx_docker_cfg cfg;
     sx_dk_client client;
-    pthread_mutex_t lock;
-    int swept;                  /* leftovers removed since start */
+    pthread_mutex_t lock;       /* the removal queue */
+    pthread_mutex_t sweep_lock; /* one leftover sweep at a time */
+    int swept;                  /* leftovers removed since start (atomic reads) */
     /* Removal happens off the reply path, on the remover thread (the
      * container is dead by then; a host killed before it is done leaves
      * labelled objects that the next start sweeps). */
@@ -130,7 +134,8 @@ typedef struct sx_dk_plan {
     sx_dk_volume *volumes;
     size_t n_volumes;
     int open_stdin;
-    unsigned gid;               /* group the files in volumes belong to */
+    unsigned uid, gid;          /* the container user, when numeric */
+    int uid_known, gid_known;
 } sx_dk_plan;
 
 /* Build the plan for a step (container_plan.c).  Returns 0, or -1 with
@@ -139,24 +144,54 @@ int sx_dk_plan_build(const sx_docker_instance *inst, const sx_exec_spec *spec,
                      sx_dk_plan *plan, sx_error *err);
 void sx_dk_plan_free(sx_dk_plan *plan);
 
-/* Run a planned step (docker_run.c); the backend's run(). */
+/* Run a step (docker_run.c); the backend's run(). */
 int sx_dk_run(sx_docker_instance *inst, const sx_exec_spec *spec, sx_exec *exec,
               sx_exec_result *result, sx_error *err);
 
-/* Remove containers and volumes of this host and executor left by a host
- * that died mid-run; logs and records each (docker_run.c).  Returns the
- * number removed, or -1 with err when the daemon is unreachable. */
-int sx_dk_sweep_leftovers(sx_docker_instance *inst, sx_error *err);
+/* The image present per `policy` (docker_pull.c).  hook bounds the calls
+ * (cancel, answer deadline); timeout_ms bounds the inspect.  Returns 0, or
+ * -1 with err: image_not_found, image_pull_failed, docker_unavailable,
+ * config_error (pull secret), cancelled. */
+int sx_dk_ensure_image(sx_docker_instance *inst, const char *image, const char *policy,
+                       const char *pull_secret, const sx_dk_abort *hook, long timeout_ms,
+                       sx_error *err);
 
-/* Queue a container and its volumes for removal (takes ownership of the
- * garbage).  Start/stop the remover thread; stop drains the queue first. */
-void sx_dk_remove_later(sx_docker_instance *inst, sx_dk_garbage *g);
+/* The script's stdin connection (docker_stdin.c). */
+typedef struct sx_dk_stdin {
+    CURL *h;                    /* NULL once closed */
+    curl_socket_t sock;
+    const char *data;           /* borrowed from the exec spec */
+    size_t len, sent;
+} sx_dk_stdin;
+
+/* Attach to the created container's stdin and wait for the Engine's answer
+ * (until `deadline`, sx_now_monotonic() seconds).  0, or -1 with err. */
+int sx_dk_stdin_open(const sx_dk_client *cl, const char *container_id, const char *data,
+                     size_t len, double deadline, sx_dk_stdin *c, sx_error *err);
+/* Write what the socket takes now; closes the connection once everything
+ * is written (or the container went away).  Returns 1 while data is
+ * pending (poll c->sock for POLLOUT), 0 when done. */
+int sx_dk_stdin_pump(sx_dk_stdin *c);
+void sx_dk_stdin_close(sx_dk_stdin *c);
+
+/* The labels every object of a run carries (docker_remover.c). */
+cJSON *sx_dk_labels(const sx_docker_instance *inst, const char *execution_id, const char *step);
+
+/* Remove objects of this host and executor left by a host that died
+ * mid-run; logs and records each (docker_remover.c).  Returns the number
+ * removed, or -1 with err when the daemon cannot be listed. */
+int sx_dk_sweep_leftovers(sx_docker_instance *inst, long timeout_ms, const sx_dk_abort *hook,
+                          sx_error *err);
+
+/* Queue a container and volumes for the remover thread (copies the
+ * names).  Start/stop the thread; stop finishes the queue within a bounded
+ * time, leaving the rest to the next start's sweep. */
+void sx_dk_remove_later(sx_docker_instance *inst, const char *container_id, char *const *volumes,
+                        size_t n_volumes);
 int sx_dk_remover_start(sx_docker_instance *inst);
 void sx_dk_remover_stop(sx_docker_instance *inst);
 
-/* Remove a container (with force) and volumes by name; failures are
- * logged, not returned (docker_run.c). */
-void sx_dk_remove_objects(sx_docker_instance *inst, const char *container_id, char **volumes,
-                          size_t n_volumes);
+/* A string list as a JSON array (container_plan.c). */
+cJSON *sx_dk_strlist_json(const sx_strlist *l);
 
 #endif

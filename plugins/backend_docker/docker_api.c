@@ -9,6 +9,7 @@
 
 #include "sx/sx_util.h"
 
+
 static char *dup_or_null(const char *s)
 {
     return s && s[0] ? strdup(s) : NULL;
@@ -143,11 +144,29 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *user)
     return n;
 }
 
+typedef struct progress_state {
+    const sx_dk_abort *hook;
+    int no_answer;
+} progress_state;
+
 static int progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-    (void)dt; (void)dn; (void)ut; (void)un;
-    const sx_dk_abort *a = user;
-    return a->fn(a->arg) ? 1 : 0;
+    (void)dt; (void)ut; (void)un;
+    progress_state *p = user;
+    if (p->hook->fn && p->hook->fn(p->hook->arg))
+        return 1;
+    if (p->hook->answer_deadline > 0 && dn == 0 && sx_now_monotonic() > p->hook->answer_deadline) {
+        p->no_answer = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void wipe_headers(struct curl_slist *hl)
+{
+    for (struct curl_slist *h = hl; h; h = h->next)
+        if (h->data)
+            memset(h->data, 0, strlen(h->data));
 }
 
 int sx_dk_call(const sx_dk_client *c, const char *method, const char *path,
@@ -180,14 +199,19 @@ int sx_dk_call(const sx_dk_client *c, const char *method, const char *path,
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : c->call_timeout_ms);
-    if (abort_hook && abort_hook->fn) {
+    progress_state ps = {abort_hook, 0};
+    if (abort_hook && (abort_hook->fn || abort_hook->answer_deadline > 0)) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, abort_hook);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ps);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
     CURLcode rc = curl_easy_perform(h);
     int rv = 0;
-    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    if (rc == CURLE_ABORTED_BY_CALLBACK && ps.no_answer) {
+        rv = sx_error_set(err, "docker_unavailable",
+                          "cannot %s: the Docker daemon at %s accepted the request but did not "
+                          "answer in time", what, sx_dk_address(c));
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
         rv = sx_error_set(err, "cancelled", "cancelled while waiting to %s", what);
     } else if (b.oom) {
         rv = sx_error_set(err, "out_of_memory", "out of memory reading the answer to '%s'", what);
@@ -201,7 +225,10 @@ int sx_dk_call(const sx_dk_client *c, const char *method, const char *path,
         if (resp->body == NULL)
             rv = sx_error_set(err, "out_of_memory", "out of memory");
     }
+    if (b.data)
+        memset(b.data, 0, b.len);
     free(b.data);
+    wipe_headers(hl); /* X-Registry-Auth */
     curl_slist_free_all(hl);
     curl_easy_cleanup(h);
     return rv;
@@ -209,8 +236,52 @@ int sx_dk_call(const sx_dk_client *c, const char *method, const char *path,
 
 void sx_dk_response_free(sx_dk_response *r)
 {
+    if (r->body)
+        memset(r->body, 0, r->len);
     free(r->body);
     memset(r, 0, sizeof *r);
+}
+
+static void wipe_tree(cJSON *j)
+{
+    for (; j; j = j->next) {
+        if (j->valuestring)
+            memset(j->valuestring, 0, strlen(j->valuestring));
+        if (j->string)
+            memset(j->string, 0, strlen(j->string));
+        wipe_tree(j->child);
+    }
+}
+
+void sx_dk_json_wipe_delete(cJSON *j)
+{
+    if (j == NULL)
+        return;
+    wipe_tree(j->child);
+    if (j->valuestring)
+        memset(j->valuestring, 0, strlen(j->valuestring));
+    cJSON_Delete(j);
+}
+
+char *sx_dk_json_print_wiped(const cJSON *j)
+{
+    for (int size = 64 * 1024; size <= (1 << 28); size *= 4) {
+        char *buf = malloc((size_t)size);
+        if (buf == NULL)
+            return NULL;
+        if (cJSON_PrintPreallocated((cJSON *)j, buf, size, 0))
+            return buf;
+        memset(buf, 0, (size_t)size);
+        free(buf);
+    }
+    return NULL;
+}
+
+void sx_dk_wipe_free(char *s)
+{
+    if (s)
+        memset(s, 0, strlen(s));
+    free(s);
 }
 
 const char *sx_dk_message(const sx_dk_response *r, char *buf, size_t size)

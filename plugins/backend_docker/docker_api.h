@@ -12,6 +12,7 @@
 #ifndef SX_DOCKER_API_H
 #define SX_DOCKER_API_H
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <stddef.h>
 
@@ -39,11 +40,16 @@ int sx_dk_client_init(sx_dk_client *c, const char *host, const char *tls_ca,
                       sx_error *err);
 void sx_dk_client_free(sx_dk_client *c);
 
-/* Abort hook: called about every 100 ms during a call; non-zero aborts it
- * (the call then fails with code "cancelled"). */
+/* Abort hook: `fn` is called about every 100 ms during a call; non-zero
+ * aborts it (the call then fails with code "cancelled").  When
+ * `answer_deadline` (sx_now_monotonic() seconds, 0 = none) passes before
+ * the first byte of the answer's body arrived, the call fails with
+ * "docker_unavailable": a daemon that accepts and never answers is caught
+ * even by calls whose overall timeout is long (pulls). */
 typedef struct sx_dk_abort {
-    int (*fn)(void *arg);
+    int (*fn)(void *arg);       /* may be NULL */
     void *arg;
+    double answer_deadline;
 } sx_dk_abort;
 
 typedef struct sx_dk_response {
@@ -64,7 +70,19 @@ int sx_dk_call(const sx_dk_client *c, const char *method, const char *path,
                const char *content_type, const void *body, size_t body_len,
                const char *const *headers, long timeout_ms, const sx_dk_abort *abort_hook,
                const char *what, sx_dk_response *resp, sx_error *err);
+/* Frees the body after overwriting it (answers may carry a container's
+ * environment, which holds secret values). */
 void sx_dk_response_free(sx_dk_response *r);
+
+/* cJSON_Delete after overwriting every string of the tree (for trees that
+ * hold secret values). */
+void sx_dk_json_wipe_delete(cJSON *j);
+
+/* Print `j` unformatted into one buffer that is never reallocated (so no
+ * stale copy of a secret value is left in freed memory); free it with
+ * sx_dk_wipe_free.  NULL on out of memory. */
+char *sx_dk_json_print_wiped(const cJSON *j);
+void sx_dk_wipe_free(char *s);
 
 /* The Engine's error text: the "message" field of a JSON error body, else
  * the body itself (truncated), into buf.  Returns buf. */

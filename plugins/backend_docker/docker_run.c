@@ -3,33 +3,27 @@
  * (create, attach, start, wait) so that nothing a short-lived container
  * prints is lost:
  *
- *   image present per the pull policy (pull with X-Registry-Auth)
+ *   the image per the pull policy (docker_pull.c)
  *   per-execution volumes; create the container; copy the script (and
  *   secret/configmap files) into the volumes through the archive API
  *   attach stdout/stderr and wait for the Engine's answer; attach stdin
+ *   (docker_stdin.c)
  *   the durable exec.started record; start
  *   stream output (demultiplexed) and stats until the attach ends; kill on
- *   timeout or cancel
+ *   timeout or cancel; if the streams closed early, wait for the exit
  *   wait for the exit code, inspect (OOMKilled, start/finish times)
- *   remove the container and its volumes (unless auto_remove is false)
- *
- * Every Engine object carries labels naming this host and executor, so a
- * host that was killed mid-run finds and removes its leftovers on start
- * (sx_dk_sweep_leftovers).
+ *   queue the container and its volumes for removal (docker_remover.c)
  */
 #define _DEFAULT_SOURCE
 #include "docker.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <time.h>
 
-#include "docker_image.h"
 #include "docker_stream.h"
 #include "docker_tar.h"
 #include "sx/sx_util.h"
@@ -37,10 +31,12 @@
 /* How long the container may take to go away after a kill before the run
  * is reported as lost. */
 #define KILL_GRACE_S 15.0
+/* The kill call itself. */
+#define KILL_CALL_MS 5000L
 /* The Engine's stats stream samples about once a second: it is opened only
  * for runs that last longer than this, so short runs do not pay for it. */
 #define STATS_AFTER_S 0.3
-/* Calls after the script ended (wait, inspect, remove). */
+/* Calls after the script ended (wait, inspect). */
 #define AFTER_CALL_MS 15000L
 
 typedef struct run_ctx {
@@ -51,8 +47,9 @@ typedef struct run_ctx {
     sx_dk_plan plan;
     char name[128];
     char id[80];
-    double setup_deadline;
-    sx_dk_abort abort_hook;
+    double setup_deadline;      /* Engine calls before the start */
+    double deadline;            /* the script's timeout, from its start */
+    sx_dk_abort abort_hook;     /* cancel */
     /* attach */
     sx_demux demux;
     int attach_ready;
@@ -64,7 +61,7 @@ typedef struct run_ctx {
     int64_t mem_peak;
     int samples;
     char stats_path[200];
-    CURL *stats;            /* opened once the run lasts STATS_AFTER_S */
+    CURL *stats;                /* opened once the run lasts STATS_AFTER_S */
 } run_ctx;
 
 static int exec_cancelled_hook(void *arg)
@@ -81,10 +78,10 @@ static long setup_timeout_ms(const run_ctx *r)
 }
 
 static int call(run_ctx *r, const char *method, const char *path, const char *ctype,
-                const void *body, size_t len, const char *const *headers, long timeout_ms,
-                const char *what, sx_dk_response *resp, sx_error *err)
+                const void *body, size_t len, long timeout_ms, const char *what,
+                sx_dk_response *resp, sx_error *err)
 {
-    return sx_dk_call(&r->inst->client, method, path, ctype, body, len, headers, timeout_ms,
+    return sx_dk_call(&r->inst->client, method, path, ctype, body, len, NULL, timeout_ms,
                       &r->abort_hook, what, resp, err);
 }
 
@@ -96,180 +93,6 @@ static int engine_error(const sx_dk_response *resp, const char *code, const char
     sx_dk_message(resp, msg, sizeof msg);
     return sx_error_set(err, code, "cannot %s: the Docker Engine answered %ld: %s", what,
                         resp->status, msg);
-}
-
-/* ------------------------------------------------------------------ */
-/* Images                                                               */
-/* ------------------------------------------------------------------ */
-
-/* Credentials for `registry` from the named secret: a Kubernetes-style
- * .dockerconfigjson key, or username + password keys.  *header is the
- * whole "X-Registry-Auth: ..." line. */
-static int registry_auth(const sx_docker_instance *inst, const char *secret, const char *registry,
-                         char **header, sx_error *err)
-{
-    const sx_local_store *st = &inst->plugin->store;
-    char *doc = NULL, *user = NULL, *pass = NULL;
-    size_t len = 0, ulen = 0, plen = 0;
-    int rc = sx_store_read(st, SX_STORE_SECRET, secret, ".dockerconfigjson", &doc, &len, err);
-    if (rc < 0)
-        return -1;
-    if (rc == 0) {
-        rc = sx_dockerconfig_lookup(doc, len, registry, &user, &pass, err);
-        memset(doc, 0, len);
-        free(doc);
-        if (rc < 0)
-            return -1;
-        if (rc == 1)
-            return sx_error_set(err, "config_error",
-                                "image_pull_secret '%s': its .dockerconfigjson has no "
-                                "credentials for registry %s", secret, registry);
-    } else {
-        int ru = sx_store_read(st, SX_STORE_SECRET, secret, "username", &user, &ulen, err);
-        if (ru < 0)
-            return -1;
-        int rp = ru == 0 ? sx_store_read(st, SX_STORE_SECRET, secret, "password", &pass, &plen, err)
-                         : 1;
-        if (rp < 0) {
-            free(user);
-            return -1;
-        }
-        if (ru == 1 || rp == 1) {
-            free(user);
-            free(pass);
-            return sx_error_set(err, "config_error",
-                                "image_pull_secret '%s' is not in the local store, or has neither "
-                                "a .dockerconfigjson key nor username and password keys", secret);
-        }
-    }
-    char *value = sx_registry_auth_header(user, pass, registry);
-    memset(pass, 0, strlen(pass));
-    free(user);
-    free(pass);
-    if (value == NULL)
-        return sx_error_set(err, "out_of_memory", "out of memory");
-    size_t n = strlen(value) + 20;
-    *header = malloc(n);
-    if (*header)
-        snprintf(*header, n, "X-Registry-Auth: %s", value);
-    free(value);
-    return *header ? 0 : sx_error_set(err, "out_of_memory", "out of memory");
-}
-
-static int contains(const char *hay, const char *needle)
-{
-    return hay && strstr(hay, needle) != NULL;
-}
-
-/* A pull failure as image_not_found or image_pull_failed, from the
- * Engine's words (it reports registry errors as text). */
-static int pull_error(const char *image, long status, const char *text, int with_secret,
-                      sx_error *err)
-{
-    int not_found = status == 404 || contains(text, "manifest unknown") ||
-                    contains(text, "not found") || contains(text, "does not exist");
-    int auth = contains(text, "unauthorized") || contains(text, "authentication required") ||
-               contains(text, "no basic auth credentials") || contains(text, "denied");
-    if (not_found && !auth)
-        return sx_error_set(err, "image_not_found", "image '%s' was not found in its registry: %s",
-                            image, text);
-    if (not_found && auth && !with_secret)
-        return sx_error_set(err, "image_not_found",
-                            "image '%s' was not found, or its registry needs credentials (set "
-                            "image_pull_secret): %s", image, text);
-    return sx_error_set(err, "image_pull_failed", "cannot pull image '%s': %s", image, text);
-}
-
-static int pull(run_ctx *r, const sx_image_ref *ref, sx_error *err)
-{
-    sx_docker_instance *inst = r->inst;
-    const sx_dk_plan *plan = &r->plan;
-    char from[900], efrom[2700], etag[400], path[3300];
-    if (sx_image_ref_from_image(ref, from, sizeof from) != 0 ||
-        sx_dk_escape(from, efrom, sizeof efrom) != 0 ||
-        sx_dk_escape(ref->digest[0] ? ref->digest : ref->tag, etag, sizeof etag) != 0)
-        return sx_error_set(err, "invalid_parameter", "image '%s' is too long", plan->image);
-    snprintf(path, sizeof path, "/images/create?fromImage=%s&tag=%s", efrom, etag);
-    char *auth = NULL;
-    if (plan->pull_secret && registry_auth(inst, plan->pull_secret, ref->registry, &auth, err) != 0)
-        return -1;
-    const char *headers[] = {auth, NULL};
-    sx_dk_response resp;
-    int rc = call(r, "POST", path, NULL, NULL, 0, auth ? headers : NULL,
-                  (long)inst->cfg.pull_timeout_ms, "pull the image", &resp, err);
-    if (auth) {
-        memset(auth, 0, strlen(auth));
-        free(auth);
-    }
-    if (rc != 0) {
-        if (strcmp(err->code, "docker_unavailable") == 0 && contains(err->message, "Timeout"))
-            return sx_error_set(err, "image_pull_failed",
-                                "pulling image '%s' took longer than pull_timeout (%llds)",
-                                plan->image, (long long)(inst->cfg.pull_timeout_ms / 1000));
-        return -1;
-    }
-    if (resp.status != 200) {
-        char msg[700];
-        sx_dk_message(&resp, msg, sizeof msg);
-        rc = pull_error(plan->image, resp.status, msg, plan->pull_secret != NULL, err);
-        sx_dk_response_free(&resp);
-        return rc;
-    }
-    /* 200 is a stream of JSON progress lines; a failure is a line with
-     * "error" (the status code was sent before the registry answered). */
-    rc = 0;
-    for (char *line = resp.body; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        cJSON *j = cJSON_Parse(line);
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-        if (cJSON_IsString(e)) {
-            rc = pull_error(plan->image, 200, e->valuestring, plan->pull_secret != NULL, err);
-            cJSON_Delete(j);
-            break;
-        }
-        cJSON_Delete(j);
-        line = nl ? nl + 1 : NULL;
-    }
-    sx_dk_response_free(&resp);
-    return rc;
-}
-
-/* 1 = present, 0 = absent, -1 = error. */
-static int image_present(run_ctx *r, sx_error *err)
-{
-    char path[1100];
-    snprintf(path, sizeof path, "/images/%s/json", r->plan.image);
-    sx_dk_response resp;
-    if (call(r, "GET", path, NULL, NULL, 0, NULL, setup_timeout_ms(r), "inspect the image", &resp,
-             err) != 0)
-        return -1;
-    int rc = resp.status == 200 ? 1 : resp.status == 404 ? 0 : -1;
-    if (rc < 0)
-        engine_error(&resp, "backend_error", "inspect the image", err);
-    sx_dk_response_free(&resp);
-    return rc;
-}
-
-static int ensure_image(run_ctx *r, sx_error *err)
-{
-    sx_image_ref ref;
-    if (sx_image_ref_parse(r->plan.image, &ref, err) != 0)
-        return -1;
-    const char *policy = r->plan.pull_policy;
-    if (strcmp(policy, "Always") == 0)
-        return pull(r, &ref, err);
-    int present = image_present(r, err);
-    if (present < 0)
-        return -1;
-    if (present)
-        return 0;
-    if (strcmp(policy, "Never") == 0)
-        return sx_error_set(err, "image_not_found",
-                            "image '%s' is not present on the Docker host and image_pull_policy "
-                            "is Never", r->plan.image);
-    return pull(r, &ref, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -306,17 +129,6 @@ static void object_name(const sx_docker_instance *inst, char *buf, size_t size)
     snprintf(buf, size, "sx-%s-%s", exe, rnd);
 }
 
-static cJSON *object_labels(const run_ctx *r)
-{
-    cJSON *l = cJSON_CreateObject();
-    cJSON_AddStringToObject(l, SX_DK_LABEL_MANAGED, "true");
-    cJSON_AddStringToObject(l, SX_DK_LABEL_HOST, r->inst->cfg.host_id);
-    cJSON_AddStringToObject(l, SX_DK_LABEL_EXECUTOR, r->inst->name);
-    cJSON_AddStringToObject(l, SX_DK_LABEL_EXECUTION, r->spec->execution_id);
-    cJSON_AddStringToObject(l, SX_DK_LABEL_STEP, r->spec->step_name);
-    return l;
-}
-
 static int create_volumes(run_ctx *r, sx_error *err)
 {
     cJSON *hc = cJSON_GetObjectItemCaseSensitive(r->plan.create, "HostConfig");
@@ -327,12 +139,12 @@ static int create_volumes(run_ctx *r, sx_error *err)
         snprintf(name, sizeof name, "%s-v%zu", r->name, i);
         cJSON *body = cJSON_CreateObject();
         cJSON_AddStringToObject(body, "Name", name);
-        cJSON_AddItemToObject(body, "Labels", object_labels(r));
+        cJSON_AddItemToObject(body, "Labels", sx_dk_labels(r->inst, r->spec->execution_id, r->spec->step_name));
         char *json = cJSON_PrintUnformatted(body);
         cJSON_Delete(body);
         sx_dk_response resp;
         int rc = json ? call(r, "POST", "/volumes/create", "application/json", json, strlen(json),
-                             NULL, setup_timeout_ms(r), "create a volume", &resp, err)
+                             setup_timeout_ms(r), "create a volume", &resp, err)
                       : sx_error_set(err, "out_of_memory", "out of memory");
         free(json);
         if (rc != 0)
@@ -360,17 +172,16 @@ static int create_volumes(run_ctx *r, sx_error *err)
 
 static int create_container(run_ctx *r, sx_error *err)
 {
-    char *json = cJSON_PrintUnformatted(r->plan.create);
+    /* the body holds secret env values: one buffer, wiped after */
+    char *json = sx_dk_json_print_wiped(r->plan.create);
     if (json == NULL)
         return sx_error_set(err, "out_of_memory", "out of memory");
     char path[200];
     snprintf(path, sizeof path, "/containers/create?name=%s", r->name);
     sx_dk_response resp;
-    int rc = call(r, "POST", path, "application/json", json, strlen(json), NULL,
-                  setup_timeout_ms(r), "create the container", &resp, err);
-    /* the body holds secret env values */
-    memset(json, 0, strlen(json));
-    free(json);
+    int rc = call(r, "POST", path, "application/json", json, strlen(json), setup_timeout_ms(r),
+                  "create the container", &resp, err);
+    sx_dk_wipe_free(json);
     if (rc != 0)
         return -1;
     if (resp.status != 201) {
@@ -415,13 +226,31 @@ static int tar_parents(sx_tar *t, const char *path, unsigned gid, char seen[][25
     return 0;
 }
 
+static size_t tar_size(const sx_dk_volume *v)
+{
+    size_t n = 1024 + 512; /* end blocks, slack */
+    for (size_t j = 0; j < v->n_files; j++) {
+        size_t depth = 1;
+        for (const char *p = v->files[j].path; *p; p++)
+            depth += *p == '/';
+        n += 512 * (depth + 1) + (v->files[j].len + 511) / 512 * 512;
+    }
+    return n;
+}
+
 static int copy_files(run_ctx *r, sx_error *err)
 {
     for (size_t i = 0; i < r->plan.n_volumes; i++) {
         sx_dk_volume *v = &r->plan.volumes[i];
         if (v->n_files == 0)
             continue;
+        /* sized up front: growing it would leave copies of secret files in
+         * freed memory */
         sx_tar t = {0};
+        t.cap = tar_size(v);
+        t.data = malloc(t.cap);
+        if (t.data == NULL)
+            return sx_error_set(err, "out_of_memory", "out of memory");
         char seen[64][256];
         size_t n_seen = 0;
         int bad = 0;
@@ -431,21 +260,26 @@ static int copy_files(run_ctx *r, sx_error *err)
                   sx_tar_add_file(&t, f->path, f->data, f->len, f->mode, 0, r->plan.gid) != 0;
         }
         if (bad || sx_tar_finish(&t) != 0) {
+            memset(t.data, 0, t.cap);
             sx_tar_free(&t);
             return sx_error_set(err, "invalid_parameter",
                                 "cannot pack the files of the %s for the container (a path is "
                                 "too long or invalid)", v->what);
         }
-        char emount[600], path[800];
-        sx_dk_escape(v->mount_path, emount, sizeof emount);
+        char emount[700], path[900];
+        if (sx_dk_escape(v->mount_path, emount, sizeof emount) != 0) {
+            memset(t.data, 0, t.cap);
+            sx_tar_free(&t);
+            return sx_error_set(err, "invalid_parameter", "mount path of the %s is too long",
+                                v->what);
+        }
         snprintf(path, sizeof path, "/containers/%s/archive?path=%s", r->id, emount);
         sx_dk_response resp;
         char what[500];
         snprintf(what, sizeof what, "copy the %s into the container", v->what);
-        int rc = call(r, "PUT", path, "application/x-tar", t.data, t.len, NULL, setup_timeout_ms(r),
+        int rc = call(r, "PUT", path, "application/x-tar", t.data, t.len, setup_timeout_ms(r),
                       what, &resp, err);
-        if (t.data)
-            memset(t.data, 0, t.len); /* secret files */
+        memset(t.data, 0, t.cap);
         sx_tar_free(&t);
         if (rc != 0)
             return -1;
@@ -472,7 +306,9 @@ static void emit_output(void *user, int stream, const char *data, size_t len)
 static size_t attach_body(char *ptr, size_t size, size_t nmemb, void *user)
 {
     run_ctx *r = user;
-    sx_demux_feed(&r->demux, ptr, size * nmemb);
+    /* an error answer's body is the Engine's message, not the script's */
+    if (r->attach_status == 200 || r->attach_status == 101)
+        sx_demux_feed(&r->demux, ptr, size * nmemb);
     return size * nmemb;
 }
 
@@ -541,110 +377,6 @@ static size_t stats_body(char *ptr, size_t size, size_t nmemb, void *user)
     return n;
 }
 
-/* The stdin attach: a raw upgraded connection (libcurl CONNECT_ONLY), so
- * that stdin is written only after the Engine answered (it drops bytes
- * that arrive with the request) and closed by closing the connection
- * (StdinOnce then closes the container's stdin). */
-typedef struct stdin_conn {
-    CURL *h;
-    curl_socket_t sock;
-    const char *data;
-    size_t len, sent;
-} stdin_conn;
-
-static int wait_sock(curl_socket_t s, short events, int ms)
-{
-    struct pollfd p = {.fd = s, .events = events};
-    return poll(&p, 1, ms);
-}
-
-static int stdin_open(run_ctx *r, stdin_conn *c, sx_error *err)
-{
-    const sx_dk_client *cl = &r->inst->client;
-    char path[200];
-    snprintf(path, sizeof path, "/containers/%s/attach?stream=1&stdin=1", r->id);
-    c->h = sx_dk_easy(cl, "POST", path);
-    if (c->h == NULL)
-        return sx_error_set(err, "out_of_memory", "out of memory");
-    curl_easy_setopt(c->h, CURLOPT_CONNECT_ONLY, 1L);
-    CURLcode rc = curl_easy_perform(c->h);
-    if (rc != CURLE_OK)
-        return sx_dk_transport_error(cl, rc, "attach the script's stdin", err);
-    curl_easy_getinfo(c->h, CURLINFO_ACTIVESOCKET, &c->sock);
-    /* "scheme://host/v1.41": the Host header and the path prefix */
-    const char *hs = strstr(cl->base_url, "://") + 3;
-    const char *slash = strchr(hs, '/');
-    char req[800];
-    int n = snprintf(req, sizeof req,
-                     "POST %s%s HTTP/1.1\r\nHost: %.*s\r\nConnection: Upgrade\r\n"
-                     "Upgrade: tcp\r\nContent-Length: 0\r\n\r\n",
-                     slash, path, (int)(slash - hs), hs);
-    size_t off = 0;
-    while (off < (size_t)n) {
-        size_t w = 0;
-        rc = curl_easy_send(c->h, req + off, (size_t)n - off, &w);
-        if (rc == CURLE_AGAIN) {
-            if (sx_now_monotonic() > r->setup_deadline)
-                return sx_error_set(err, "docker_unavailable", "attaching stdin timed out");
-            wait_sock(c->sock, POLLOUT, 100);
-            continue;
-        }
-        if (rc != CURLE_OK)
-            return sx_dk_transport_error(cl, rc, "attach the script's stdin", err);
-        off += w;
-    }
-    char resp[1024];
-    size_t got = 0;
-    while (got < sizeof resp - 1) {
-        size_t rd = 0;
-        rc = curl_easy_recv(c->h, resp + got, 1, &rd); /* byte-wise: stop at the blank line */
-        if (rc == CURLE_AGAIN) {
-            if (sx_now_monotonic() > r->setup_deadline)
-                return sx_error_set(err, "docker_unavailable", "attaching stdin timed out");
-            wait_sock(c->sock, POLLIN, 100);
-            continue;
-        }
-        if (rc != CURLE_OK || rd == 0)
-            return sx_error_set(err, "docker_unavailable",
-                                "the Docker daemon closed the stdin attach connection");
-        got += rd;
-        resp[got] = '\0';
-        if (got >= 4 && strcmp(resp + got - 4, "\r\n\r\n") == 0)
-            break;
-    }
-    resp[got] = '\0';
-    if (strncmp(resp, "HTTP/1.1 101", 12) != 0 && strncmp(resp, "HTTP/1.1 200", 12) != 0) {
-        char *eol = strchr(resp, '\r');
-        if (eol)
-            *eol = '\0';
-        return sx_error_set(err, "backend_error", "cannot attach stdin: the Docker Engine "
-                            "answered '%.200s'", resp);
-    }
-    c->data = r->spec->stdin_data;
-    c->len = r->spec->stdin_len;
-    return 0;
-}
-
-/* Send what the socket takes now; close once all is sent.  Returns 1 while
- * data is pending. */
-static int stdin_pump(stdin_conn *c)
-{
-    while (c->h && c->sent < c->len) {
-        size_t w = 0;
-        CURLcode rc = curl_easy_send(c->h, c->data + c->sent, c->len - c->sent, &w);
-        if (rc == CURLE_AGAIN)
-            return 1;
-        if (rc != CURLE_OK)
-            break; /* the container is gone or closed stdin: nothing to deliver to */
-        c->sent += w;
-    }
-    if (c->h) {
-        curl_easy_cleanup(c->h);
-        c->h = NULL;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* After the run                                                        */
 /* ------------------------------------------------------------------ */
@@ -678,142 +410,69 @@ static void kill_container(run_ctx *r)
     snprintf(path, sizeof path, "/containers/%s/kill?signal=KILL", r->id);
     sx_dk_response resp;
     sx_error e;
-    if (sx_dk_call(&r->inst->client, "POST", path, NULL, NULL, 0, NULL, AFTER_CALL_MS, NULL,
+    if (sx_dk_call(&r->inst->client, "POST", path, NULL, NULL, 0, NULL, KILL_CALL_MS, NULL,
                    "kill the container", &resp, &e) == 0)
         sx_dk_response_free(&resp);
-}
-
-/* Remove the container (with force) and its volumes; failures are logged
- * (the next start's sweep retries). */
-void sx_dk_remove_objects(sx_docker_instance *inst, const char *container_id, char **volumes,
-                          size_t n_volumes)
-{
-    const sx_host_api *h = inst->plugin->host;
-    char path[300];
-    sx_dk_response resp;
-    sx_error e;
-    if (container_id && container_id[0]) {
-        snprintf(path, sizeof path, "/containers/%s?force=1&v=1", container_id);
-        if (sx_dk_call(&inst->client, "DELETE", path, NULL, NULL, 0, NULL, AFTER_CALL_MS, NULL,
-                       "remove the container", &resp, &e) != 0)
-            h->log(inst->plugin->ctx, SX_LOG_WARN, "executor %s: container %.12s not removed: %s",
-                   inst->name, container_id, e.message);
-        else {
-            if (resp.status != 204 && resp.status != 404)
-                h->log(inst->plugin->ctx, SX_LOG_WARN,
-                       "executor %s: container %.12s not removed: HTTP %ld", inst->name,
-                       container_id, resp.status);
-            sx_dk_response_free(&resp);
-        }
-    }
-    for (size_t i = 0; i < n_volumes; i++) {
-        if (volumes[i] == NULL)
-            continue;
-        snprintf(path, sizeof path, "/volumes/%s", volumes[i]);
-        if (sx_dk_call(&inst->client, "DELETE", path, NULL, NULL, 0, NULL, AFTER_CALL_MS, NULL,
-                       "remove a volume", &resp, &e) != 0) {
-            h->log(inst->plugin->ctx, SX_LOG_WARN, "executor %s: volume %s not removed: %s",
-                   inst->name, volumes[i], e.message);
-            continue;
-        }
-        if (resp.status != 204 && resp.status != 404)
-            h->log(inst->plugin->ctx, SX_LOG_WARN, "executor %s: volume %s not removed: HTTP %ld",
-                   inst->name, volumes[i], resp.status);
-        sx_dk_response_free(&resp);
-    }
-}
-
-static void garbage_free(sx_dk_garbage *g)
-{
-    for (size_t i = 0; i < g->n_volumes; i++)
-        free(g->volumes[i]);
-    free(g->volumes);
-    free(g->container_id);
-    free(g);
-}
-
-static void *remover_main(void *arg)
-{
-    sx_docker_instance *inst = arg;
-    pthread_mutex_lock(&inst->lock);
-    for (;;) {
-        while (inst->garbage_head == NULL && !inst->remover_stop)
-            pthread_cond_wait(&inst->garbage_cv, &inst->lock);
-        sx_dk_garbage *g = inst->garbage_head;
-        if (g == NULL)
-            break; /* stopping, queue drained */
-        inst->garbage_head = g->next;
-        if (inst->garbage_head == NULL)
-            inst->garbage_tail = NULL;
-        pthread_mutex_unlock(&inst->lock);
-        sx_dk_remove_objects(inst, g->container_id, g->volumes, g->n_volumes);
-        garbage_free(g);
-        pthread_mutex_lock(&inst->lock);
-    }
-    pthread_mutex_unlock(&inst->lock);
-    return NULL;
-}
-
-int sx_dk_remover_start(sx_docker_instance *inst)
-{
-    pthread_cond_init(&inst->garbage_cv, NULL);
-    if (pthread_create(&inst->remover, NULL, remover_main, inst) != 0)
-        return -1;
-    inst->remover_started = 1;
-    return 0;
-}
-
-void sx_dk_remover_stop(sx_docker_instance *inst)
-{
-    if (!inst->remover_started)
-        return;
-    pthread_mutex_lock(&inst->lock);
-    inst->remover_stop = 1;
-    pthread_cond_signal(&inst->garbage_cv);
-    pthread_mutex_unlock(&inst->lock);
-    pthread_join(inst->remover, NULL);
-    pthread_cond_destroy(&inst->garbage_cv);
-    inst->remover_started = 0;
-}
-
-void sx_dk_remove_later(sx_docker_instance *inst, sx_dk_garbage *g)
-{
-    pthread_mutex_lock(&inst->lock);
-    g->next = NULL;
-    if (inst->garbage_tail)
-        inst->garbage_tail->next = g;
-    else
-        inst->garbage_head = g;
-    inst->garbage_tail = g;
-    pthread_cond_signal(&inst->garbage_cv);
-    pthread_mutex_unlock(&inst->lock);
 }
 
 static void cleanup(run_ctx *r)
 {
     if (!r->inst->cfg.auto_remove && r->id[0])
         return; /* kept for inspection, with its volumes (in use by it) */
-    sx_dk_garbage *g = calloc(1, sizeof *g);
-    if (g == NULL)
-        return; /* the next start's sweep removes them */
-    g->container_id = r->id[0] ? strdup(r->id) : NULL;
-    g->volumes = calloc(r->plan.n_volumes + 1, sizeof(char *));
-    for (size_t i = 0; g->volumes && i < r->plan.n_volumes; i++)
-        if (r->plan.volumes[i].name)
-            g->volumes[g->n_volumes++] = strdup(r->plan.volumes[i].name);
-    sx_dk_remove_later(r->inst, g);
+    char *vols[64];
+    size_t n = 0;
+    for (size_t i = 0; i < r->plan.n_volumes && n < 64; i++)
+        vols[n++] = r->plan.volumes[i].name;
+    if (r->id[0] || n > 0)
+        sx_dk_remove_later(r->inst, r->id, vols, n);
 }
 
-/* Exit state after the attach ended. */
+/* Wait for the container to stop.  The streams can close before the
+ * process ends (a script that closes stdout and stderr), so this waits up
+ * to the script's deadline, killing on timeout or cancel.  Returns the
+ * termination we forced (NONE when it ended by itself) or LOST. */
+static sx_termination wait_exit(run_ctx *r, sx_termination forced, sx_error *err)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/containers/%s/wait?condition=not-running", r->id);
+    for (int round = 0; round < 3; round++) {
+        long ms = AFTER_CALL_MS;
+        const sx_dk_abort *hook = NULL;
+        if (forced == SX_TERM_NONE) {
+            ms = (long)((r->deadline - sx_now_monotonic()) * 1000.0) + 500;
+            if (ms < 500)
+                ms = 500;
+            hook = &r->abort_hook;
+        }
+        sx_dk_response resp;
+        sx_error e;
+        if (sx_dk_call(&r->inst->client, "POST", path, NULL, NULL, 0, NULL, ms, hook,
+                       "wait for the container", &resp, &e) == 0) {
+            sx_dk_response_free(&resp);
+            return forced;
+        }
+        if (forced != SX_TERM_NONE) {
+            sx_error_set(err, e.code, "%s", e.message);
+            return SX_TERM_LOST;
+        }
+        if (strcmp(e.code, "cancelled") == 0)
+            forced = SX_TERM_CANCELLED;
+        else if (sx_now_monotonic() >= r->deadline)
+            forced = SX_TERM_TIMED_OUT;
+        else {
+            sx_error_set(err, e.code, "%s", e.message);
+            return SX_TERM_LOST;
+        }
+        kill_container(r);
+    }
+    return SX_TERM_LOST;
+}
+
+/* Exit state of the stopped container. */
 static int collect_exit(run_ctx *r, sx_exec_result *res, sx_error *err)
 {
     char path[200];
     sx_dk_response resp;
-    snprintf(path, sizeof path, "/containers/%s/wait?condition=not-running", r->id);
-    if (sx_dk_call(&r->inst->client, "POST", path, NULL, NULL, 0, NULL, AFTER_CALL_MS, NULL,
-                   "wait for the container", &resp, err) != 0)
-        return -1;
-    sx_dk_response_free(&resp);
     snprintf(path, sizeof path, "/containers/%s/json", r->id);
     if (sx_dk_call(&r->inst->client, "GET", path, NULL, NULL, 0, NULL, AFTER_CALL_MS, NULL,
                    "inspect the container", &resp, err) != 0)
@@ -831,10 +490,11 @@ static int collect_exit(run_ctx *r, sx_exec_result *res, sx_error *err)
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(st, "ExitCode");
     const cJSON *started = cJSON_GetObjectItemCaseSensitive(st, "StartedAt");
     const cJSON *finished = cJSON_GetObjectItemCaseSensitive(st, "FinishedAt");
+    int rc = 0;
     if (!cJSON_IsNumber(code) || cJSON_IsTrue(running)) {
-        cJSON_Delete(j);
-        return sx_error_set(err, "backend_error",
-                            "the Docker Engine reports no exit state for container %.12s", r->id);
+        rc = sx_error_set(err, "backend_error",
+                          "the Docker Engine reports no exit state for container %.12s", r->id);
+        goto out;
     }
     int exit_code = (int)code->valuedouble;
     double t0 = parse_time(cJSON_IsString(started) ? started->valuestring : NULL);
@@ -852,8 +512,9 @@ static int collect_exit(run_ctx *r, sx_exec_result *res, sx_error *err)
         res->termination = SX_TERM_EXITED;
         res->exit_code = exit_code;
     }
-    cJSON_Delete(j);
-    return 0;
+out:
+    sx_dk_json_wipe_delete(j); /* Config.Env holds secret values */
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -874,8 +535,8 @@ static int start_container(run_ctx *r, sx_error *err)
     if (resp.status != 204 && resp.status != 304) {
         char msg[700];
         sx_dk_message(&resp, msg, sizeof msg);
-        rc = sx_error_set(err, resp.status == 400 ? "invalid_parameter" : "backend_error",
-                          "cannot start the container (image '%s'): %s", r->plan.image, msg);
+        rc = sx_error_set(err, "backend_error", "cannot start the container (image '%s'): %s",
+                          r->plan.image, msg);
     }
     sx_dk_response_free(&resp);
     return rc;
@@ -898,14 +559,13 @@ static CURL *stream_handle(run_ctx *r, const char *method, const char *path,
 }
 
 /* Drive the multi handle until the attach ends; kill on timeout/cancel.
- * Returns the termination forced by us (NONE when the script ended by
- * itself), or SX_TERM_LOST when the container did not go away. */
-static sx_termination stream_until_exit(run_ctx *r, CURLM *m, CURL *attach, stdin_conn *in,
+ * Returns the termination forced by us (NONE when the streams ended by
+ * themselves), or SX_TERM_LOST when the container did not go away. */
+static sx_termination stream_until_exit(run_ctx *r, CURLM *m, CURL *attach, sx_dk_stdin *in,
                                         CURLcode *attach_rc)
 {
     int cancel_fd = r->host->exec_cancel_fd(r->exec);
     double t_start = sx_now_monotonic();
-    double deadline = t_start + (double)r->spec->timeout_ms / 1000.0;
     double kill_deadline = 0;
     sx_termination forced = SX_TERM_NONE;
     for (;;) {
@@ -920,14 +580,14 @@ static sx_termination stream_until_exit(run_ctx *r, CURLM *m, CURL *attach, stdi
             }
         if (done)
             return forced;
-        int pending = stdin_pump(in);
+        int pending = sx_dk_stdin_pump(in);
         double now = sx_now_monotonic();
         if (r->stats == NULL && now - t_start >= STATS_AFTER_S && forced == SX_TERM_NONE) {
             r->stats = stream_handle(r, "GET", r->stats_path, stats_body, NULL);
             if (r->stats)
                 curl_multi_add_handle(m, r->stats);
         }
-        if (forced == SX_TERM_NONE && (r->host->exec_cancelled(r->exec) || now >= deadline)) {
+        if (forced == SX_TERM_NONE && (r->host->exec_cancelled(r->exec) || now >= r->deadline)) {
             forced = r->host->exec_cancelled(r->exec) ? SX_TERM_CANCELLED : SX_TERM_TIMED_OUT;
             kill_container(r);
             kill_deadline = sx_now_monotonic() + KILL_GRACE_S;
@@ -942,7 +602,7 @@ static sx_termination stream_until_exit(run_ctx *r, CURLM *m, CURL *attach, stdi
             extra[n++] = (struct curl_waitfd){.fd = cancel_fd, .events = CURL_WAIT_POLLIN};
         if (pending)
             extra[n++] = (struct curl_waitfd){.fd = in->sock, .events = CURL_WAIT_POLLOUT};
-        double until = forced == SX_TERM_NONE ? deadline : kill_deadline;
+        double until = forced == SX_TERM_NONE ? r->deadline : kill_deadline;
         long ms = (long)((until - now) * 1000.0) + 1;
         if (ms > 1000)
             ms = 1000;
@@ -951,6 +611,67 @@ static sx_termination stream_until_exit(run_ctx *r, CURLM *m, CURL *attach, stdi
         if (ms < 1)
             ms = 1;
         curl_multi_poll(m, extra, n, (int)ms, NULL);
+    }
+}
+
+/* Attach stdout/stderr and wait until the Engine answered: from then on it
+ * keeps everything the container writes for this connection. */
+static int attach_output(run_ctx *r, CURLM *m, CURL *attach, sx_error *err)
+{
+    curl_easy_setopt(attach, CURLOPT_HEADERFUNCTION, attach_header);
+    curl_easy_setopt(attach, CURLOPT_HEADERDATA, r);
+    curl_multi_add_handle(m, attach);
+    while (!r->attach_ready) {
+        int running = 0;
+        curl_multi_perform(m, &running);
+        CURLMsg *msg;
+        int q;
+        while ((msg = curl_multi_info_read(m, &q)) != NULL)
+            if (msg->msg == CURLMSG_DONE && msg->data.result != CURLE_OK)
+                return sx_dk_transport_error(&r->inst->client, msg->data.result,
+                                             "attach to the container", err);
+        if (r->attach_ready)
+            break;
+        if (!running)
+            return sx_error_set(err, "backend_error",
+                                "the Docker Engine refused to attach (HTTP %ld)", r->attach_status);
+        if (r->host->exec_cancelled(r->exec))
+            return sx_error_set(err, "cancelled", "cancelled before the container started");
+        if (sx_now_monotonic() > r->setup_deadline)
+            return sx_error_set(err, "docker_unavailable",
+                                "the Docker daemon at %s did not answer the attach in time",
+                                sx_dk_address(&r->inst->client));
+        /* curl may not watch the new connection yet: short waits */
+        curl_multi_poll(m, NULL, 0, 5, NULL);
+    }
+    if (r->attach_status != 200 && r->attach_status != 101)
+        return sx_error_set(err, "backend_error", "the Docker Engine refused to attach (HTTP %ld)",
+                            r->attach_status);
+    return 0;
+}
+
+/* Sweep leftovers before the first run when the start-up sweep could not
+ * (daemon down then).  One thread sweeps; the others do not wait for it. */
+static int sweep_if_needed(run_ctx *r, sx_error *err)
+{
+    sx_docker_instance *inst = r->inst;
+    if (__atomic_load_n(&inst->swept, __ATOMIC_ACQUIRE) || pthread_mutex_trylock(&inst->sweep_lock))
+        return 0;
+    int rc = 0;
+    if (!inst->swept) {
+        sx_error se;
+        if (sx_dk_sweep_leftovers(inst, setup_timeout_ms(r), &r->abort_hook, &se) < 0)
+            rc = sx_error_set(err, se.code, "%s", se.message);
+    }
+    pthread_mutex_unlock(&inst->sweep_lock);
+    return rc;
+}
+
+static void fill_usage(const run_ctx *r, sx_exec_result *res)
+{
+    if (r->samples > 0) {
+        res->cpu_millis = r->cpu_ns / 1000000;
+        res->memory_mb = (r->mem_peak + (1 << 20) - 1) >> 20;
     }
 }
 
@@ -968,46 +689,40 @@ int sx_dk_run(sx_docker_instance *inst, const sx_exec_spec *spec, sx_exec *exec,
     r.abort_hook.arg = &r;
     res->cpu_millis = -1;
     res->memory_mb = -1;
-    double setup = (double)(inst->cfg.api_timeout_ms < spec->timeout_ms ? inst->cfg.api_timeout_ms
-                                                                         : spec->timeout_ms);
-    r.setup_deadline = sx_now_monotonic() + setup / 1000.0;
-
-    pthread_mutex_lock(&inst->lock);
-    if (!inst->swept) {
-        sx_error se;
-        if (sx_dk_sweep_leftovers(inst, &se) < 0) {
-            pthread_mutex_unlock(&inst->lock);
-            sx_error_set(err, se.code, "%s", se.message);
-            return -1;
-        }
-    }
-    pthread_mutex_unlock(&inst->lock);
-
+    /* Engine calls before the start: api_timeout, bounded by the step's */
+    double budget = (double)(inst->cfg.api_timeout_ms < spec->timeout_ms ? inst->cfg.api_timeout_ms
+                                                                          : spec->timeout_ms) /
+                    1000.0;
+    r.setup_deadline = sx_now_monotonic() + budget;
+    if (sweep_if_needed(&r, err) != 0)
+        return -1;
     if (sx_dk_plan_build(inst, spec, &r.plan, err) != 0)
         return -1;
+
     int rc = -1;
     CURLM *m = NULL;
     CURL *attach = NULL;
     struct curl_slist *hl = NULL;
-    stdin_conn in = {0};
-    double t_phase[8];
+    sx_dk_stdin in = {0};
+    double t_phase[6];
     t_phase[0] = sx_now_monotonic();
-    if (ensure_image(&r, err) != 0)
+    /* a pull has its own budget (pull_timeout); the daemon must still
+     * answer within the setup budget */
+    sx_dk_abort pull_hook = r.abort_hook;
+    pull_hook.answer_deadline = sx_now_monotonic() + budget;
+    if (sx_dk_ensure_image(inst, r.plan.image, r.plan.pull_policy, r.plan.pull_secret, &pull_hook,
+                           setup_timeout_ms(&r), err) != 0)
         goto out;
+    r.setup_deadline = sx_now_monotonic() + budget;
     t_phase[1] = sx_now_monotonic();
     object_name(inst, r.name, sizeof r.name);
-    if (create_volumes(&r, err) != 0)
+    if (create_volumes(&r, err) != 0 || create_container(&r, err) != 0)
         goto out;
     t_phase[2] = sx_now_monotonic();
-    if (create_container(&r, err) != 0)
-        goto out;
-    t_phase[3] = sx_now_monotonic();
     if (copy_files(&r, err) != 0)
         goto out;
-    t_phase[4] = sx_now_monotonic();
+    t_phase[3] = sx_now_monotonic();
 
-    /* attach before start, and wait for the Engine's answer: from then on
-     * it buffers everything the container prints */
     sx_demux_init(&r.demux, emit_output, &r);
     hl = curl_slist_append(NULL, "Expect:");
     char path[200];
@@ -1018,44 +733,15 @@ int sx_dk_run(sx_docker_instance *inst, const sx_exec_spec *spec, sx_exec *exec,
         sx_error_set(err, "out_of_memory", "out of memory");
         goto out;
     }
-    curl_easy_setopt(attach, CURLOPT_HEADERFUNCTION, attach_header);
-    curl_easy_setopt(attach, CURLOPT_HEADERDATA, &r);
-    curl_multi_add_handle(m, attach);
-    while (!r.attach_ready) {
-        int running = 0;
-        curl_multi_perform(m, &running);
-        CURLMsg *msg;
-        int q;
-        while ((msg = curl_multi_info_read(m, &q)) != NULL)
-            if (msg->msg == CURLMSG_DONE && msg->data.result != CURLE_OK) {
-                sx_dk_transport_error(&inst->client, msg->data.result, "attach to the container",
-                                      err);
-                goto out;
-            }
-        if (!running && !r.attach_ready) {
-            sx_error_set(err, "backend_error", "the Docker Engine refused to attach (HTTP %ld)",
-                         r.attach_status);
-            goto out;
-        }
-        if (h->exec_cancelled(exec)) {
-            sx_error_set(err, "cancelled", "cancelled before the container started");
-            goto out;
-        }
-        if (sx_now_monotonic() > r.setup_deadline) {
-            sx_error_set(err, "docker_unavailable",
-                         "the Docker daemon at %s did not answer the attach in time",
-                         sx_dk_address(&inst->client));
-            goto out;
-        }
-        curl_multi_poll(m, NULL, 0, 5, NULL);
-    }
-    if (r.attach_status != 200 && r.attach_status != 101) {
-        sx_error_set(err, "backend_error", "the Docker Engine refused to attach (HTTP %ld)",
-                     r.attach_status);
+    if (attach_output(&r, m, attach, err) != 0)
         goto out;
-    }
-    if (r.plan.open_stdin && stdin_open(&r, &in, err) != 0)
+    if (r.plan.open_stdin &&
+        sx_dk_stdin_open(&inst->client, r.id, spec->stdin_data, spec->stdin_len,
+                         r.setup_deadline > sx_now_monotonic() + 1 ? r.setup_deadline
+                                                                   : sx_now_monotonic() + 1,
+                         &in, err) != 0)
         goto out;
+    t_phase[4] = sx_now_monotonic();
 
     cJSON *extra = cJSON_CreateObject();
     cJSON_AddStringToObject(extra, "image", r.plan.image);
@@ -1063,7 +749,8 @@ int sx_dk_run(sx_docker_instance *inst, const sx_exec_spec *spec, sx_exec *exec,
     cJSON_AddStringToObject(extra, "container_name", r.name);
     char *extra_json = cJSON_PrintUnformatted(extra);
     cJSON_Delete(extra);
-    int started = h->exec_started(exec, extra_json, err);
+    int started = extra_json ? h->exec_started(exec, extra_json, err)
+                             : sx_error_set(err, "out_of_memory", "out of memory");
     free(extra_json);
     if (started != 0)
         goto out;
@@ -1071,30 +758,31 @@ int sx_dk_run(sx_docker_instance *inst, const sx_exec_spec *spec, sx_exec *exec,
     if (start_container(&r, err) != 0)
         goto out;
     double t_start = sx_now_monotonic();
-
+    r.deadline = t_start + (double)spec->timeout_ms / 1000.0;
     snprintf(r.stats_path, sizeof r.stats_path, "/containers/%s/stats?stream=1", r.id);
+
     CURLcode attach_rc = CURLE_OK;
     sx_termination forced = stream_until_exit(&r, m, attach, &in, &attach_rc);
     double t_end = sx_now_monotonic();
     h->log(inst->plugin->ctx, SX_LOG_DEBUG,
-           "executor %s: %s image %.1fms volumes %.1fms create %.1fms copy %.1fms attach %.1fms "
+           "executor %s: %s image %.1fms create %.1fms copy %.1fms attach %.1fms record %.1fms "
            "start %.1fms run %.1fms", inst->name, r.name, (t_phase[1] - t_phase[0]) * 1e3,
            (t_phase[2] - t_phase[1]) * 1e3, (t_phase[3] - t_phase[2]) * 1e3,
            (t_phase[4] - t_phase[3]) * 1e3, (t_phase[5] - t_phase[4]) * 1e3,
            (t_start - t_phase[5]) * 1e3, (t_end - t_start) * 1e3);
-    if (in.h) {
-        curl_easy_cleanup(in.h);
-        in.h = NULL;
-    }
-    if (forced == SX_TERM_LOST) {
-        res->termination = SX_TERM_LOST;
-        res->duration_seconds = t_end - t_start;
-        rc = 0;
-        goto out;
-    }
-    if (attach_rc != CURLE_OK && forced == SX_TERM_NONE) {
+    sx_dk_stdin_close(&in);
+    if (forced == SX_TERM_NONE && attach_rc != CURLE_OK) {
         /* the daemon went away mid-run: the state is unknown */
         sx_dk_transport_error(&inst->client, attach_rc, "follow the container's output", err);
+        goto out;
+    }
+    if (forced != SX_TERM_LOST)
+        forced = wait_exit(&r, forced, err);
+    if (forced == SX_TERM_LOST) {
+        res->termination = SX_TERM_LOST;
+        res->duration_seconds = sx_now_monotonic() - t_start;
+        fill_usage(&r, res);
+        rc = 0;
         goto out;
     }
     if (collect_exit(&r, res, err) != 0)
@@ -1106,18 +794,14 @@ int sx_dk_run(sx_docker_instance *inst, const sx_exec_spec *spec, sx_exec *exec,
         res->signal = 9;
         res->exit_code = 0;
     }
-    if (r.samples > 0) {
-        res->cpu_millis = r.cpu_ns / 1000000;
-        res->memory_mb = (r.mem_peak + (1 << 20) - 1) >> 20;
-    }
+    fill_usage(&r, res);
     if (sx_demux_incomplete(&r.demux))
         h->log(inst->plugin->ctx, SX_LOG_WARN,
                "executor %s: the container's output ended inside a frame", inst->name);
     snprintf(res->job_name, sizeof res->job_name, "%s", r.name);
     rc = 0;
 out:
-    if (in.h)
-        curl_easy_cleanup(in.h);
+    sx_dk_stdin_close(&in);
     if (m) {
         if (attach)
             curl_multi_remove_handle(m, attach);
@@ -1136,132 +820,4 @@ out:
     cleanup(&r);
     sx_dk_plan_free(&r.plan);
     return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* Leftovers                                                            */
-/* ------------------------------------------------------------------ */
-
-static char *label_filter(const sx_docker_instance *inst)
-{
-    cJSON *f = cJSON_CreateObject();
-    cJSON *l = cJSON_AddArrayToObject(f, "label");
-    char buf[600];
-    cJSON_AddItemToArray(l, cJSON_CreateString(SX_DK_LABEL_MANAGED "=true"));
-    snprintf(buf, sizeof buf, SX_DK_LABEL_HOST "=%s", inst->cfg.host_id);
-    cJSON_AddItemToArray(l, cJSON_CreateString(buf));
-    snprintf(buf, sizeof buf, SX_DK_LABEL_EXECUTOR "=%s", inst->name);
-    cJSON_AddItemToArray(l, cJSON_CreateString(buf));
-    char *json = cJSON_PrintUnformatted(f);
-    cJSON_Delete(f);
-    if (json == NULL)
-        return NULL;
-    char *esc = malloc(strlen(json) * 3 + 1);
-    if (esc)
-        sx_dk_escape(json, esc, strlen(json) * 3 + 1);
-    free(json);
-    return esc;
-}
-
-static void record_leftover(sx_docker_instance *inst, const char *what, const char *id,
-                            const cJSON *labels, const char *state)
-{
-    const sx_host_api *h = inst->plugin->host;
-    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(labels, SX_DK_LABEL_EXECUTION);
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(labels, SX_DK_LABEL_STEP);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "event", "docker_leftover_removed");
-    cJSON_AddStringToObject(o, "executor", inst->name);
-    cJSON_AddStringToObject(o, "object", what);
-    cJSON_AddStringToObject(o, "id", id);
-    if (cJSON_IsString(ex))
-        cJSON_AddStringToObject(o, "execution_id", ex->valuestring);
-    if (cJSON_IsString(st))
-        cJSON_AddStringToObject(o, "step_name", st->valuestring);
-    if (state)
-        cJSON_AddStringToObject(o, "state", state);
-    char *json = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    h->log(inst->plugin->ctx, SX_LOG_WARN,
-           "executor %s: removed leftover %s %.12s of execution %s step %s (state %s), left by "
-           "a host that stopped mid-run", inst->name, what, id,
-           cJSON_IsString(ex) ? ex->valuestring : "?", cJSON_IsString(st) ? st->valuestring : "?",
-           state ? state : "-");
-    sx_error e;
-    if (json && h->record(inst->plugin->ctx, "docker.leftover_removed", json, &e) != 0)
-        h->log(inst->plugin->ctx, SX_LOG_ERROR, "executor %s: could not audit a leftover removal: %s",
-               inst->name, e.message);
-    free(json);
-}
-
-int sx_dk_sweep_leftovers(sx_docker_instance *inst, sx_error *err)
-{
-    char *filter = label_filter(inst);
-    if (filter == NULL)
-        return sx_error_set(err, "out_of_memory", "out of memory");
-    size_t n = strlen(filter) + 64;
-    char *path = malloc(n);
-    if (path == NULL) {
-        free(filter);
-        return sx_error_set(err, "out_of_memory", "out of memory");
-    }
-    int removed = 0;
-    sx_dk_response resp;
-    snprintf(path, n, "/containers/json?all=1&filters=%s", filter);
-    if (sx_dk_call(&inst->client, "GET", path, NULL, NULL, 0, NULL, 0, NULL,
-                   "list leftover containers", &resp, err) != 0) {
-        free(path);
-        free(filter);
-        return -1;
-    }
-    cJSON *list = cJSON_Parse(resp.body);
-    sx_dk_response_free(&resp);
-    const cJSON *c;
-    cJSON_ArrayForEach(c, list) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "Id");
-        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(c, "Labels");
-        const cJSON *state = cJSON_GetObjectItemCaseSensitive(c, "State");
-        const cJSON *keep = cJSON_GetObjectItemCaseSensitive(labels, SX_DK_LABEL_KEEP);
-        if (!cJSON_IsString(id))
-            continue;
-        /* kept on purpose (auto_remove: false) and finished: not a leftover */
-        if (cJSON_IsString(keep) && cJSON_IsString(state) &&
-            (strcmp(state->valuestring, "exited") == 0 || strcmp(state->valuestring, "dead") == 0))
-            continue;
-        sx_dk_remove_objects(inst, id->valuestring, NULL, 0);
-        record_leftover(inst, "container", id->valuestring, labels,
-                        cJSON_IsString(state) ? state->valuestring : NULL);
-        removed++;
-    }
-    cJSON_Delete(list);
-    snprintf(path, n, "/volumes?filters=%s", filter);
-    if (sx_dk_call(&inst->client, "GET", path, NULL, NULL, 0, NULL, 0, NULL,
-                   "list leftover volumes", &resp, err) == 0) {
-        cJSON *vl = cJSON_Parse(resp.body);
-        sx_dk_response_free(&resp);
-        const cJSON *v;
-        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(vl, "Volumes")) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "Name");
-            if (!cJSON_IsString(name))
-                continue;
-            char vpath[300];
-            snprintf(vpath, sizeof vpath, "/volumes/%s", name->valuestring);
-            sx_error e;
-            if (sx_dk_call(&inst->client, "DELETE", vpath, NULL, NULL, 0, NULL, 0, NULL,
-                           "remove a leftover volume", &resp, &e) != 0)
-                continue;
-            /* 409: in use by a kept container */
-            if (resp.status == 204) {
-                record_leftover(inst, "volume", name->valuestring,
-                                cJSON_GetObjectItemCaseSensitive(v, "Labels"), NULL);
-                removed++;
-            }
-            sx_dk_response_free(&resp);
-        }
-        cJSON_Delete(vl);
-    }
-    free(path);
-    free(filter);
-    inst->swept = 1;
-    return removed;
 }

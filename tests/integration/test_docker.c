@@ -79,6 +79,7 @@ static const char *CONFIG =
     "      default_work_dir: /scratch\n"
     "      default_env: {GREETING: hello, PATH: /bin}\n"
     "      auto_remove: false\n"
+    "      init: false\n"
     "    - name: reg\n"
     "      kind: exec.docker\n"
     "      image: " REGISTRY_IMAGE "\n"
@@ -588,11 +589,38 @@ START_TEST(whitelist_and_bad_parameters)
     expect_error(r, "rejected", "unsupported_parameter");
     ck_assert_ptr_nonnull(strstr(sx_json_str(r, "error.message"), "image catalog"));
     cJSON_Delete(r);
+    /* malformed nested values are refused, in render too (no crash) */
+    r = sx_harness_call(&H, "{\"op\":\"render\",\"type\":\"script.run\",\"with\":{"
+                            "\"inline_script\":\"true\",\"volumes_from_secret\":[{\"secret_name\":"
+                            "\"a\",\"mount_path\":\"/x\",\"items\":[[1],{\"key\":2}]}]}}");
+    expect_error(r, "rejected", "invalid_parameter");
+    cJSON_Delete(r);
     r = run("dk-bad", "sub", "{\"inline_script\":\"true\",\"volumes_from_secret\":"
             "[{\"secret_name\":\"a\",\"mount_path\":\"/x\",\"sub_path\":\"k\"}]}");
     expect_error(r, "rejected", "unsupported_parameter");
     cJSON_Delete(r);
     ck_assert_int_eq(gone_after_run("dk-bad"), 0);
+}
+END_TEST
+
+START_TEST(streams_closed_before_exit)
+{
+    /* without init the script is PID 1: closing its streams ends the
+     * attach, yet the run waits for the real exit (and its timeout) */
+    cJSON *r = run("dk-closed", "exit", "{\"executor\":\"loose\",\"interpreter\":\"/bin/sh\","
+                   "\"inline_script\":\"echo before; exec >&- 2>&-; sleep 2; exit 4\"}");
+    expect_status(r, "failed");
+    ck_assert_int_eq(exit_code(r), 4);
+    ck_assert_str_eq(out(r, "stdout"), "before\n");
+    free(sh("docker rm -fv %s >/dev/null 2>&1", out(r, "job_name")));
+    cJSON_Delete(r);
+    r = run("dk-closed", "timeout", "{\"executor\":\"loose\",\"interpreter\":\"/bin/sh\","
+            "\"timeout\":\"2s\",\"inline_script\":\"exec >&- 2>&-; sleep 60\"}");
+    expect_error(r, "timed_out", "timeout");
+    free(sh("docker rm -fv %s >/dev/null 2>&1", out(r, "job_name")));
+    cJSON_Delete(r);
+    free(sh("docker volume ls -q --filter label=io.script-executor.execution-id=dk-closed | "
+            "xargs -r docker volume rm >/dev/null 2>&1"));
 }
 END_TEST
 
@@ -755,6 +783,13 @@ START_TEST(dead_or_hung_daemon_fails_fast)
     expect_error(r, "error", "docker_unavailable");
     cJSON_Delete(r);
     ck_assert_int_le(time(NULL) - t0, 8);
+    /* a pull is bounded by the same budget while the daemon does not answer */
+    t0 = time(NULL);
+    r = run("dk-dead", "hung-pull", "{\"executor\":\"hung\",\"timeout\":\"3s\","
+            "\"image_pull_policy\":\"Always\",\"inline_script\":\"true\"}");
+    expect_error(r, "error", "docker_unavailable");
+    cJSON_Delete(r);
+    ck_assert_int_le(time(NULL) - t0, 8);
     /* describe says which engine is reachable */
     cJSON *d = sx_harness_call(&H, "{\"op\":\"describe\"}");
     char *text = cJSON_PrintUnformatted(d);
@@ -796,6 +831,54 @@ START_TEST(leftovers_removed_after_kill_9)
     ck_assert_int_ge(asprintf(&cmd, "rm -rf '%s'", dir), 0);
     ck_assert_int_eq(system(cmd), 0);
     free(cmd);
+}
+END_TEST
+
+/* The shipped example runbook, through sxctl, on the shipped config's
+ * executors (configs/docker-local.yaml with paths moved into the test dir). */
+START_TEST(example_runbook_through_sxctl)
+{
+    char *cfg = sx_harness_slurp(SX_SOURCE_DIR "/configs/docker-local.yaml");
+    ck_assert_ptr_nonnull(cfg);
+    char *text = NULL;
+    /* point sockets, audit, plugins and the local store at test paths */
+    const char *from[] = {"ipc:///tmp/script-executor/", "/tmp/script-executor/audit.log",
+                          "\"build/plugins\"", "configs/examples/local-store"};
+    const char *to[] = {"ipc://@DIR@/", "@DIR@/audit.log", "\"@PLUGINS@\"",
+                        SX_SOURCE_DIR "/configs/examples/local-store"};
+    text = strdup(cfg);
+    for (size_t i = 0; i < 4; i++) {
+        size_t pos = 0;
+        char *at;
+        while ((at = strstr(text + pos, from[i])) != NULL) {
+            char *next;
+            size_t off = (size_t)(at - text);
+            ck_assert_int_ge(asprintf(&next, "%.*s%s%s", (int)off, text, to[i],
+                                      at + strlen(from[i])), 0);
+            free(text);
+            text = next;
+            pos = off + strlen(to[i]); /* the replacement may contain the pattern */
+        }
+    }
+    free(cfg);
+    ck_assert_int_eq(sx_harness_start(&H, text), 0);
+    free(text);
+    char *res = sh("cd '%s' && '%s' --url '%s' --events-url '%s' run configs/examples/docker-check.yaml "
+                   "2>&1; echo rc=$?", SX_SOURCE_DIR, SX_SXCTL_BIN, H.ctl_url, H.events_url);
+    ck_assert_msg(strstr(res, "rc=0") != NULL, "%s", res);
+    ck_assert_msg(strstr(res, "Checking status file for api as 65534") != NULL, "%s", res);
+    ck_assert_msg(strstr(res, "Would run VACUUM ANALYZE as admin (password: 21 characters)") != NULL,
+                  "%s", res);
+    ck_assert_msg(strstr(res, "\"batch\": 50") != NULL, "%s", res);
+    ck_assert_msg(strstr(res, "args: ['--dry-run']") != NULL, "%s", res);
+    ck_assert_msg(strstr(res, "greets alice and bob") != NULL, "%s", res);
+    ck_assert_ptr_null(strstr(res, "example-only-password"));
+    free(res);
+    char *audit = sx_harness_slurp(H.audit_path);
+    ck_assert_ptr_nonnull(audit);
+    ck_assert_ptr_null(strstr(audit, "example-only-password"));
+    free(audit);
+    stop_host();
 }
 END_TEST
 
@@ -844,12 +927,17 @@ int main(void)
     tcase_add_test(t, step_resources_map_to_limits);
     tcase_add_test(t, timeout_kills_and_removes_container);
     tcase_add_test(t, cancel_kills_container);
+    tcase_add_test(t, streams_closed_before_exit);
     tcase_add_test(t, whitelist_and_bad_parameters);
     tcase_add_test(t, secrets_and_configmaps_reach_the_script_only);
     tcase_add_test(t, pull_policies_and_pull_secrets);
     tcase_add_test(t, dead_or_hung_daemon_fails_fast);
     tcase_set_timeout(t, 120);
     suite_add_tcase(s, t);
+    TCase *ex = tcase_create("examples");
+    tcase_add_test(ex, example_runbook_through_sxctl);
+    tcase_set_timeout(ex, 120);
+    suite_add_tcase(s, ex);
     TCase *k = tcase_create("leftovers");
     tcase_add_test(k, leftovers_removed_after_kill_9);
     tcase_set_timeout(k, 120);
