@@ -2,7 +2,7 @@
 # Prepare what the Docker integration tests and the Docker benchmark need, on a
 # Debian 12 machine, without any container registry on the internet:
 #   - the packages (docker.io, docker-registry, apache2-utils, mmdebstrap,
-#     busybox-static, ca-certificates, curl, gpg; apparmor where the kernel
+#     busybox-static, ca-certificates, curl, gpg, socat, openssl; apparmor where the kernel
 #     has it enabled), installed only when missing;
 #   - a running Docker engine (dockerd started in the background when
 #     `docker info` fails; no systemd is assumed);
@@ -110,7 +110,8 @@ start=$(date +%s)
 # ---------------------------------------------------------------- packages --
 packages=(docker.io docker-registry apache2-utils mmdebstrap busybox-static
           ca-certificates
-          curl util-linux gpg)  # checks below; flock, setsid, setpriv; mmdebstrap keyring check
+          curl util-linux gpg   # checks below; flock, setsid, setpriv; mmdebstrap keyring check
+          socat openssl)        # the Docker tcp:// and TLS tests put a proxy in front of the socket
 # Engine 20.10 cannot start containers when the kernel has AppArmor enabled
 # but apparmor_parser is missing (moby/moby#44900, fixed only in 23.0); the
 # package is a Recommends of docker.io, which we install without them.
