@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "config.h"
@@ -40,7 +42,9 @@ static const sx_option server_options[] = {
     {SX_OPT_END, NULL, NULL, 0, 0, NULL}};
 
 static const sx_option plugins_options[] = {
-    OPT(SX_OPT_STRING, "dir", "build/plugins", 0, plugin_dir, "directory of plugin .so files"),
+    OPT(SX_OPT_STRING, "dir", NULL, 0, plugin_dir,
+        "directory of plugin .so files (default: the installed plugin directory, "
+        "else build/plugins)"),
     OPT(SX_OPT_STRLIST, "load", NULL, SX_OPT_REQUIRED, load, "plugins to load, in order"),
     {SX_OPT_END, NULL, NULL, 0, 0, NULL}};
 
@@ -147,14 +151,23 @@ static int load_plugins(sx_host *host, sx_error *err)
             return -1;
         p->host = host;
         host->plugins[host->n_plugins++] = p;
-        if (strcmp(p->desc->name, name) != 0)
-            return sx_error_set(err, "plugin_invalid", "plugin %s calls itself '%s', expected '%s'",
-                                path, p->desc->name, name);
+        /* Names are unique.  Checked before "name = file name" (below,
+         * once every file is open) so that two files claiming one name are
+         * reported with both paths, whichever is listed first. */
+        for (size_t j = 0; j + 1 < host->n_plugins; j++) {
+            const struct sx_plugin_ctx *o = host->plugins[j];
+            if (strcmp(o->desc->name, p->desc->name) != 0)
+                continue;
+            if (strcmp(o->path, path) == 0)
+                return sx_error_set(err, "plugin_conflict",
+                                    "plugin '%s' (%s) is listed twice in plugins.load", name, path);
+            return sx_error_set(err, "plugin_conflict",
+                                "plugins %s and %s both claim the name '%s': plugin names must be "
+                                "unique (remove one of them from plugins.load)",
+                                o->path, path, p->desc->name);
+        }
         for (size_t j = 0; j + 1 < host->n_plugins; j++) {
             const sx_plugin_descriptor *o = host->plugins[j]->desc;
-            if (strcmp(o->name, p->desc->name) == 0)
-                return sx_error_set(err, "plugin_conflict", "plugin '%s' is listed twice in plugins.load",
-                                    name);
             if (o->kind == p->desc->kind && o->kind != SX_KIND_EVENT_SINK &&
                 strcmp(o->provides, p->desc->provides) == 0)
                 return sx_error_set(err, "plugin_conflict",
@@ -162,9 +175,15 @@ static int load_plugins(sx_host *host, sx_error *err)
                                     host->plugins[j]->path, p->desc->name, path,
                                     sx_plugin_kind_name(o->kind), o->provides);
         }
+    }
+    for (size_t i = 0; i < host->n_plugins; i++) {
+        const struct sx_plugin_ctx *p = host->plugins[i];
+        if (strcmp(p->desc->name, load->v[i]) != 0)
+            return sx_error_set(err, "plugin_invalid", "plugin %s calls itself '%s', expected '%s'",
+                                p->path, p->desc->name, load->v[i]);
         sx_log_fields(SX_LOG_INFO, "host", NULL, "loaded plugin %s %s (%s, provides %s, ABI %u.%u) from %s",
                       p->desc->name, p->desc->version, sx_plugin_kind_name(p->desc->kind),
-                      p->desc->provides, p->desc->abi_major, p->desc->abi_minor, path);
+                      p->desc->provides, p->desc->abi_major, p->desc->abi_minor, p->path);
     }
     for (size_t i = 0; i < host->n_plugins; i++) {
         struct sx_plugin_ctx *p = host->plugins[i];
@@ -292,6 +311,50 @@ static int create_executors(sx_host *host, sx_error *err)
     return 0;
 }
 
+/* The install layout relative to the binary (host/CMakeLists.txt). */
+#ifndef SX_PLUGIN_DIR_FROM_BINDIR
+#define SX_PLUGIN_DIR_FROM_BINDIR "../lib/script-executor/plugins"
+#endif
+/* The development tree's plugin directory, relative to the working directory. */
+#define SX_DEV_PLUGIN_DIR "build/plugins"
+
+/*
+ * plugins.dir when neither --plugin-dir nor the config sets it:
+ *   1. the plugin directory of the installation this binary belongs to,
+ *      <directory of the binary>/SX_PLUGIN_DIR_FROM_BINDIR
+ *      (bin/../lib/script-executor/plugins), when it is a directory;
+ *   2. else "build/plugins", relative to the working directory (a binary
+ *      run from the build tree, started at the repository root).
+ * malloc(3)ed; NULL when out of memory.
+ */
+static char *default_plugin_dir(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        /* /proc/self/exe has no symlinks, so "../" may be resolved by
+         * dropping a component: /usr/bin/.. -> /usr. */
+        const char *rel = SX_PLUGIN_DIR_FROM_BINDIR;
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL)
+            *slash = '\0';                         /* the binary's directory */
+        while (slash != NULL && strncmp(rel, "../", 3) == 0 &&
+               (slash = strrchr(exe, '/')) != NULL && slash != exe) {
+            *slash = '\0';
+            rel += 3;
+        }
+        if (slash != NULL) {
+            char candidate[PATH_MAX + sizeof SX_PLUGIN_DIR_FROM_BINDIR + 1];
+            snprintf(candidate, sizeof candidate, "%s/%s", exe, rel);
+            struct stat st;
+            if (stat(candidate, &st) == 0 && S_ISDIR(st.st_mode))
+                return strdup(candidate);
+        }
+    }
+    return strdup(SX_DEV_PLUGIN_DIR);
+}
+
 int sx_host_open(sx_host *host, const char *config_path, const char *plugin_dir, sx_error *err)
 {
     memset(host, 0, sizeof *host);
@@ -312,7 +375,11 @@ int sx_host_open(sx_host *host, const char *config_path, const char *plugin_dir,
     if (plugin_dir) {
         free(host->settings.plugin_dir);
         host->settings.plugin_dir = strdup(plugin_dir);
+    } else if (host->settings.plugin_dir == NULL) {
+        host->settings.plugin_dir = default_plugin_dir();
     }
+    if (host->settings.plugin_dir == NULL)
+        return sx_error_set(err, "out_of_memory", "out of memory");
     host->executions = sx_executions_create((size_t)host->settings.max_concurrent,
                                             (size_t)host->settings.idempotency_retention);
     if (host->executions == NULL)

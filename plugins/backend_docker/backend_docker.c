@@ -64,6 +64,12 @@ static const sx_option docker_options[] = {
     OPT(SX_OPT_STRING, "host_id", NULL, host_id,
         "names this host in container labels, for the leftover sweep (default: hostname)"),
     OPT(SX_OPT_BOOL, "init", "true", init, "run the script under the Engine's init (tini)"),
+    OPT(SX_OPT_STRING, "script_delivery", "archive", script_delivery,
+        "archive (a volume filled through the archive API) | bind (files written into bind_dir "
+        "and bind-mounted; a local daemon only)"),
+    OPT(SX_OPT_STRING, "bind_dir", "/run/script-executor/docker", bind_dir,
+        "script_delivery bind: where the files are written (the daemon must see it at the same "
+        "path; tmpfs)"),
     {SX_OPT_END, NULL, NULL, 0, 0, NULL}};
 
 typedef struct store_cfg {
@@ -229,6 +235,25 @@ static int check_options(sx_docker_instance *inst, sx_error *err)
         return bad(err, inst, "host_id", "%s", "must be 1..253 characters");
     if (c->pull_timeout_ms < 1000 || c->api_timeout_ms < 1000)
         return bad(err, inst, "pull_timeout/api_timeout", "%s", "must be at least 1s");
+    if (strcmp(c->script_delivery, "archive") == 0)
+        c->delivery = SX_DK_DELIVER_ARCHIVE;
+    else if (strcmp(c->script_delivery, "bind") == 0)
+        c->delivery = SX_DK_DELIVER_BIND;
+    else
+        return bad(err, inst, "script_delivery", "'%s' must be archive or bind",
+                   c->script_delivery);
+    /* bind: absolute, without trailing slashes (names are appended) */
+    char *bd = c->bind_dir;
+    size_t bl = bd ? strlen(bd) : 0;
+    while (bl > 1 && bd[bl - 1] == '/')
+        bd[--bl] = '\0';
+    if (bd == NULL || bd[0] != '/' || bl < 2 || bl > 200)
+        return bad(err, inst, "bind_dir", "'%s' must be an absolute path (not /, at most 200 "
+                   "bytes)", bd);
+    if (c->delivery == SX_DK_DELIVER_BIND && strncmp(c->host, "unix://", 7) != 0)
+        return bad(err, inst, "script_delivery",
+                   "bind needs a daemon on this machine (host unix://...): the daemon at '%s' "
+                   "would not see the files written into bind_dir; use archive", c->host);
     return 0;
 }
 
@@ -301,6 +326,10 @@ static int docker_instance_create(void *plugin_state, const char *name,
             snprintf(msg, sizeof msg, "%s", err->message);
             sx_error_set(err, "invalid_config", "executor '%s': %s", inst->name, msg);
         }
+        instance_free(inst);
+        return -1;
+    }
+    if (inst->cfg.delivery == SX_DK_DELIVER_BIND && sx_dk_bind_dir_init(inst, err) != 0) {
         instance_free(inst);
         return -1;
     }
@@ -399,6 +428,9 @@ static char *docker_describe(void *instance)
     cJSON_AddNumberToObject(opt, "api_timeout_seconds", (double)c->api_timeout_ms / 1000.0);
     cJSON_AddStringToObject(opt, "host_id", c->host_id);
     cJSON_AddBoolToObject(opt, "init", c->init);
+    cJSON_AddStringToObject(opt, "script_delivery", c->script_delivery);
+    if (c->delivery == SX_DK_DELIVER_BIND)
+        cJSON_AddStringToObject(opt, "bind_dir", c->bind_dir);
     cJSON_AddItemToObject(o, "weakened", weakened(inst));
     cJSON *sp = cJSON_AddArrayToObject(o, "supported_params");
     for (const char *const *s = docker_params; *s; s++)

@@ -843,16 +843,27 @@ int sx_dk_plan_build(const sx_docker_instance *inst, const sx_exec_spec *spec,
     plan->create_shown = cJSON_Duplicate(cr, 1);
     if (build_env(inst, spec, with, plan, notes, err) != 0)
         goto out;
+    /* the mounts run() adds to HostConfig.Mounts, per script_delivery */
+    int bind = c->delivery == SX_DK_DELIVER_BIND;
     cJSON *shown_mounts = cJSON_AddArrayToObject(plan->create_shown, "Volumes (per execution)");
     for (size_t i = 0; i < plan->n_volumes; i++) {
         cJSON *o = cJSON_CreateObject();
+        char src[400];
+        if (bind)
+            snprintf(src, sizeof src, "%s/<container name>/v%zu", c->bind_dir, i);
+        else
+            snprintf(src, sizeof src, "<container name>-v%zu", i);
+        cJSON_AddStringToObject(o, "type", bind ? "bind" : "volume");
+        cJSON_AddStringToObject(o, "source", src);
         cJSON_AddStringToObject(o, "target", plan->volumes[i].mount_path);
+        cJSON_AddBoolToObject(o, "read_only", bind); /* the archive API writes to rw mounts only */
         cJSON_AddStringToObject(o, "content", plan->volumes[i].what);
         cJSON *files = cJSON_AddArrayToObject(o, "files");
         for (size_t j = 0; j < plan->volumes[i].n_files; j++) {
+            const sx_dk_file *fl = &plan->volumes[i].files[j];
             char f[300];
-            snprintf(f, sizeof f, "%s (%04o, %zu bytes)", plan->volumes[i].files[j].path,
-                     plan->volumes[i].files[j].mode, plan->volumes[i].files[j].len);
+            snprintf(f, sizeof f, "%s (%04o, %zu bytes)", fl->path,
+                     bind ? sx_dk_bind_file_mode(plan, fl->mode) : fl->mode, fl->len);
             cJSON_AddItemToArray(files, cJSON_CreateString(f));
         }
         cJSON_AddItemToArray(shown_mounts, o);

@@ -4,6 +4,7 @@
  *   backend_docker.c   descriptor, options, instances, describe, render
  *   container_plan.c   step + options -> the Engine's create request (pure)
  *   docker_run.c       one run: volumes, create, copy, attach, start, stream, wait
+ *   docker_bind.c      script delivery "bind": the files in a host directory
  *   docker_pull.c      the image per pull policy, registry credentials
  *   docker_stdin.c     the script's stdin (a second, upgraded attach)
  *   docker_remover.c   removal queue and leftover sweep
@@ -19,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "docker_api.h"
 #include "local_store.h"
@@ -37,6 +39,12 @@
 
 /* Where the per-execution volume with the script is mounted. */
 #define SX_DK_SCRIPT_DIR "/run/script-executor"
+
+/* How the script and secret/configmap files reach the container. */
+typedef enum sx_dk_delivery {
+    SX_DK_DELIVER_ARCHIVE = 0,  /* a volume per mount, filled with PUT .../archive */
+    SX_DK_DELIVER_BIND,         /* a host directory per mount, bind-mounted read-only */
+} sx_dk_delivery;
 
 /* The plugin's state. */
 typedef struct sx_docker_plugin {
@@ -75,6 +83,9 @@ typedef struct sx_docker_cfg {
     int64_t api_timeout_ms;
     char *host_id;
     int init;
+    char *script_delivery;      /* "archive" | "bind" */
+    char *bind_dir;
+    sx_dk_delivery delivery;    /* script_delivery, parsed */
 } sx_docker_cfg;
 
 /* A finished run's container and volumes, waiting for removal. */
@@ -104,9 +115,13 @@ typedef struct sx_docker_instance {
     int remover_stop;
     int remover_started;
     pthread_t remover;
+    /* bind delivery: directories in bind_dir changed after this (the
+     * instance's start, coarse real time like file timestamps) belong to
+     * runs in progress and are never swept */
+    struct timespec bind_epoch;
 } sx_docker_instance;
 
-/* A file placed in a per-execution volume through the archive API. */
+/* A file placed in a per-execution volume (archive API or bind directory). */
 typedef struct sx_dk_file {
     char *path;                 /* relative to the volume root */
     char *data;
@@ -190,6 +205,30 @@ void sx_dk_remove_later(sx_docker_instance *inst, const char *container_id, char
                         size_t n_volumes);
 int sx_dk_remover_start(sx_docker_instance *inst);
 void sx_dk_remover_stop(sx_docker_instance *inst);
+
+/* "sx-<executor>-": the start of every container, volume and bind
+ * directory name of an instance (docker_remover.c). */
+void sx_dk_name_prefix(const sx_docker_instance *inst, char *buf, size_t size);
+
+/* Bind delivery (docker_bind.c).  Create bind_dir (0711) if missing and
+ * check it; 0, or -1 with err (invalid_config). */
+int sx_dk_bind_dir_init(sx_docker_instance *inst, sx_error *err);
+/* Write each planned volume's files into <bind_dir>/<name>/v<i>/ and add
+ * a read-only bind mount per volume to `mounts`.  *made is set once
+ * <bind_dir>/<name> was created by this call (remove it then, even on
+ * failure).  0, or -1 with err. */
+int sx_dk_bind_write(const sx_docker_instance *inst, const sx_dk_plan *plan, const char *name,
+                     cJSON *mounts, int *made, sx_error *err);
+/* Remove <bind_dir>/<name>: overwrite each file with zeros, unlink, rmdir.
+ * Never follows a symlink.  0, or -1 when something was left. */
+int sx_dk_bind_remove(const sx_docker_instance *inst, const char *name);
+/* The mode a planned file gets in a bind directory: as planned when the
+ * host runs as root and the group is known (owner root, that group), else
+ * made world-readable (the files stay ours). */
+unsigned sx_dk_bind_file_mode(const sx_dk_plan *plan, unsigned mode);
+/* Names of directories <bind_dir>/sx-<executor>-<16 hex> changed before
+ * the instance started (candidates for the leftover sweep). */
+int sx_dk_bind_stale(const sx_docker_instance *inst, sx_strlist *names);
 
 /* A string list as a JSON array (container_plan.c). */
 cJSON *sx_dk_strlist_json(const sx_strlist *l);

@@ -5,7 +5,8 @@
  *   by the instance's remover thread, off the reply path;
  *   the leftover sweep: objects labelled with this host and executor that a
  *   host killed mid-run left behind are removed at start-up (or before the
- *   first run), logged and audited.
+ *   first run), logged and audited; so are bind directories (script
+ *   delivery "bind") whose container is gone.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "docker.h"
@@ -33,8 +34,21 @@ cJSON *sx_dk_labels(const sx_docker_instance *inst, const char *execution_id, co
     return l;
 }
 
-static void remove_one(sx_docker_instance *inst, const char *path, const char *what,
-                       const char *id, long timeout_ms)
+void sx_dk_name_prefix(const sx_docker_instance *inst, char *buf, size_t size)
+{
+    char exe[40];
+    size_t j = 0;
+    for (const char *p = inst->name; *p && j < sizeof exe - 1; p++)
+        exe[j++] = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-')
+                       ? *p : '-';
+    exe[j] = '\0';
+    snprintf(buf, size, "sx-%s-", exe);
+}
+
+/* 0 when the object is gone (removed now, or already), -1 (logged) else. */
+static int remove_one(sx_docker_instance *inst, const char *path, const char *what,
+                      const char *id, long timeout_ms)
 {
     const sx_host_api *h = inst->plugin->host;
     sx_dk_response resp;
@@ -43,21 +57,25 @@ static void remove_one(sx_docker_instance *inst, const char *path, const char *w
                    &resp, &e) != 0) {
         h->log(inst->plugin->ctx, SX_LOG_WARN, "executor %s: %.12s not removed: %s", inst->name,
                id, e.message);
-        return;
+        return -1;
     }
-    if (resp.status != 204 && resp.status != 404)
+    int gone = resp.status == 204 || resp.status == 404;
+    if (!gone)
         h->log(inst->plugin->ctx, SX_LOG_WARN, "executor %s: %.12s not removed: HTTP %ld",
                inst->name, id, resp.status);
     sx_dk_response_free(&resp);
+    return gone ? 0 : -1;
 }
 
-static void remove_objects(sx_docker_instance *inst, const char *container_id, char **volumes,
-                           size_t n_volumes, long timeout_ms)
+/* Returns what removing the container returned (0 when there is none). */
+static int remove_objects(sx_docker_instance *inst, const char *container_id, char **volumes,
+                          size_t n_volumes, long timeout_ms)
 {
     char path[300];
+    int rc = 0;
     if (container_id && container_id[0]) {
         snprintf(path, sizeof path, "/containers/%s?force=1&v=1", container_id);
-        remove_one(inst, path, "remove the container", container_id, timeout_ms);
+        rc = remove_one(inst, path, "remove the container", container_id, timeout_ms);
     }
     for (size_t i = 0; i < n_volumes; i++) {
         if (volumes[i] == NULL)
@@ -65,6 +83,7 @@ static void remove_objects(sx_docker_instance *inst, const char *container_id, c
         snprintf(path, sizeof path, "/volumes/%s", volumes[i]);
         remove_one(inst, path, "remove a volume", volumes[i], timeout_ms);
     }
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -205,16 +224,18 @@ static void record_leftover(sx_docker_instance *inst, const char *what, const ch
         cJSON_AddStringToObject(o, "state", state);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
+    /* Engine ids are shown short; a bind directory by its whole name */
+    int shown = strcmp(what, "bind_dir") == 0 ? 200 : 12;
     h->log(inst->plugin->ctx, SX_LOG_WARN,
-           "executor %s: removed leftover %s %.12s of execution %s step %s (state %s), left by "
-           "a host that stopped mid-run", inst->name, what, id,
+           "executor %s: removed leftover %s %.*s of execution %s step %s (state %s), left by "
+           "a host that stopped mid-run", inst->name, what, shown, id,
            cJSON_IsString(ex) ? ex->valuestring : "?", cJSON_IsString(st) ? st->valuestring : "?",
            state ? state : "-");
     sx_error e;
     if (json == NULL || h->record(inst->plugin->ctx, "docker.leftover_removed", json, &e) != 0)
         h->log(inst->plugin->ctx, SX_LOG_ERROR,
-               "executor %s: could not audit the removal of leftover %s %.12s", inst->name, what,
-               id);
+               "executor %s: could not audit the removal of leftover %s %.*s", inst->name, what,
+               shown, id);
     free(json);
 }
 
@@ -234,6 +255,56 @@ static cJSON *get_json(sx_docker_instance *inst, const char *path, long timeout_
     }
     sx_dk_response_free(&resp);
     return j;
+}
+
+/* The labels of the listed container named `name` (NULL if not listed). */
+static const cJSON *labels_of(const cJSON *containers, const char *name)
+{
+    const cJSON *c, *n;
+    cJSON_ArrayForEach(c, containers) {
+        cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(c, "Names")) {
+            if (cJSON_IsString(n) && n->valuestring[0] == '/' &&
+                strcmp(n->valuestring + 1, name) == 0)
+                return cJSON_GetObjectItemCaseSensitive(c, "Labels");
+        }
+    }
+    return NULL;
+}
+
+/* Bind directories whose container does not exist any more (a host killed
+ * mid-run, or a kept container removed since); `containers` is the sweep's
+ * listing, for the labels of containers it just removed. */
+static int sweep_bind_dirs(sx_docker_instance *inst, const cJSON *containers, long timeout_ms,
+                           const sx_dk_abort *hook)
+{
+    const sx_host_api *h = inst->plugin->host;
+    sx_strlist names = {0, NULL};
+    if (sx_dk_bind_stale(inst, &names) != 0)
+        h->log(inst->plugin->ctx, SX_LOG_WARN, "executor %s: cannot read bind_dir %s",
+               inst->name, inst->cfg.bind_dir);
+    int removed = 0;
+    for (size_t i = 0; i < names.n; i++) {
+        char path[300];
+        snprintf(path, sizeof path, "/containers/%s/json", names.v[i]);
+        sx_dk_response resp;
+        sx_error e;
+        if (sx_dk_call(&inst->client, "GET", path, NULL, NULL, 0, NULL, timeout_ms, hook,
+                       "inspect a container", &resp, &e) != 0)
+            break; /* the daemon went away: the next sweep */
+        long status = resp.status;
+        sx_dk_response_free(&resp);
+        if (status != 404)
+            continue; /* it exists (kept for inspection, or another host's) */
+        if (sx_dk_bind_remove(inst, names.v[i]) != 0) {
+            h->log(inst->plugin->ctx, SX_LOG_WARN, "executor %s: leftover %s/%s not fully "
+                   "removed", inst->name, inst->cfg.bind_dir, names.v[i]);
+            continue;
+        }
+        record_leftover(inst, "bind_dir", names.v[i], labels_of(containers, names.v[i]), NULL);
+        removed++;
+    }
+    sx_strlist_clear(&names);
+    return removed;
 }
 
 int sx_dk_sweep_leftovers(sx_docker_instance *inst, long timeout_ms, const sx_dk_abort *hook,
@@ -268,12 +339,12 @@ int sx_dk_sweep_leftovers(sx_docker_instance *inst, long timeout_ms, const sx_dk
         if (cJSON_IsString(keep) && cJSON_IsString(state) &&
             (strcmp(state->valuestring, "exited") == 0 || strcmp(state->valuestring, "dead") == 0))
             continue;
-        remove_objects(inst, id->valuestring, NULL, 0, timeout_ms);
+        if (remove_objects(inst, id->valuestring, NULL, 0, timeout_ms) != 0)
+            continue; /* logged; the next sweep tries again */
         record_leftover(inst, "container", id->valuestring, labels,
                         cJSON_IsString(state) ? state->valuestring : NULL);
         removed++;
     }
-    cJSON_Delete(list);
     snprintf(path, n, "/volumes?filters=%s", filter);
     sx_error verr;
     cJSON *vl = get_json(inst, path, timeout_ms, hook, "list leftover volumes", &verr);
@@ -297,6 +368,9 @@ int sx_dk_sweep_leftovers(sx_docker_instance *inst, long timeout_ms, const sx_dk
         sx_dk_response_free(&resp);
     }
     cJSON_Delete(vl);
+    if (inst->cfg.delivery == SX_DK_DELIVER_BIND)
+        removed += sweep_bind_dirs(inst, list, timeout_ms, hook);
+    cJSON_Delete(list);
     free(path);
     free(filter);
     inst->swept = 1;

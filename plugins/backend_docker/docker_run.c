@@ -5,14 +5,17 @@
  *
  *   the image per the pull policy (docker_pull.c)
  *   per-execution volumes; create the container; copy the script (and
- *   secret/configmap files) into the volumes through the archive API
+ *   secret/configmap files) into the volumes through the archive API -
+ *   or, with script_delivery "bind", write them into host directories
+ *   that the container bind-mounts (docker_bind.c)
  *   attach stdout/stderr and wait for the Engine's answer; attach stdin
  *   (docker_stdin.c)
  *   the durable exec.started record; start
  *   stream output (demultiplexed) and stats until the attach ends; kill on
  *   timeout or cancel; if the streams closed early, wait for the exit
  *   wait for the exit code, inspect (OOMKilled, start/finish times)
- *   queue the container and its volumes for removal (docker_remover.c)
+ *   queue the container and its volumes for removal (docker_remover.c),
+ *   remove the bind directories
  */
 #define _DEFAULT_SOURCE
 #include "docker.h"
@@ -47,6 +50,7 @@ typedef struct run_ctx {
     sx_dk_plan plan;
     char name[128];
     char id[80];
+    int bind_made;              /* <bind_dir>/<name> exists, made by this run */
     double setup_deadline;      /* Engine calls before the start */
     double deadline;            /* the script's timeout, from its start */
     sx_dk_abort abort_hook;     /* cancel */
@@ -117,16 +121,11 @@ static void random_hex(char *out, size_t n_bytes)
 /* "sx-<executor>-<random>", Engine-safe. */
 static void object_name(const sx_docker_instance *inst, char *buf, size_t size)
 {
-    char exe[40];
-    size_t j = 0;
-    for (const char *p = inst->name; *p && j < sizeof exe - 1; p++)
-        exe[j++] = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                    (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-')
-                       ? *p : '-';
-    exe[j] = '\0';
+    char prefix[64];
+    sx_dk_name_prefix(inst, prefix, sizeof prefix);
     char rnd[33];
     random_hex(rnd, 8);
-    snprintf(buf, size, "sx-%s-%s", exe, rnd);
+    snprintf(buf, size, "%s%s", prefix, rnd);
 }
 
 static int create_volumes(run_ctx *r, sx_error *err)
@@ -168,6 +167,14 @@ static int create_volumes(run_ctx *r, sx_error *err)
         cJSON_AddItemToArray(mounts, m);
     }
     return 0;
+}
+
+/* script_delivery "bind": the files in host directories, bind-mounted */
+static int bind_files(run_ctx *r, sx_error *err)
+{
+    cJSON *hc = cJSON_GetObjectItemCaseSensitive(r->plan.create, "HostConfig");
+    cJSON *mounts = cJSON_AddArrayToObject(hc, "Mounts");
+    return sx_dk_bind_write(r->inst, &r->plan, r->name, mounts, &r->bind_made, err);
 }
 
 static int create_container(run_ctx *r, sx_error *err)
@@ -418,11 +425,16 @@ static void kill_container(run_ctx *r)
 static void cleanup(run_ctx *r)
 {
     if (!r->inst->cfg.auto_remove && r->id[0])
-        return; /* kept for inspection, with its volumes (in use by it) */
+        return; /* kept for inspection, with its volumes or bind directories */
+    if (r->bind_made && sx_dk_bind_remove(r->inst, r->name) != 0)
+        r->host->log(r->inst->plugin->ctx, SX_LOG_WARN,
+                     "executor %s: %s/%s not fully removed (the next start's sweep retries)",
+                     r->inst->name, r->inst->cfg.bind_dir, r->name);
     char *vols[64];
     size_t n = 0;
     for (size_t i = 0; i < r->plan.n_volumes && n < 64; i++)
-        vols[n++] = r->plan.volumes[i].name;
+        if (r->plan.volumes[i].name)
+            vols[n++] = r->plan.volumes[i].name;
     if (r->id[0] || n > 0)
         sx_dk_remove_later(r->inst, r->id, vols, n);
 }
@@ -716,10 +728,12 @@ int sx_dk_run(sx_docker_instance *inst, const sx_exec_spec *spec, sx_exec *exec,
     r.setup_deadline = sx_now_monotonic() + budget;
     t_phase[1] = sx_now_monotonic();
     object_name(inst, r.name, sizeof r.name);
-    if (create_volumes(&r, err) != 0 || create_container(&r, err) != 0)
+    int bind = inst->cfg.delivery == SX_DK_DELIVER_BIND;
+    if ((bind ? bind_files(&r, err) : create_volumes(&r, err)) != 0 ||
+        create_container(&r, err) != 0)
         goto out;
     t_phase[2] = sx_now_monotonic();
-    if (copy_files(&r, err) != 0)
+    if (!bind && copy_files(&r, err) != 0)
         goto out;
     t_phase[3] = sx_now_monotonic();
 

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include "sx_check_main.h"
+#include <dirent.h>
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
@@ -96,18 +97,47 @@ static const char *CONFIG =
     "      image: " MINIMAL "\n"
     "      host: unix://@HUNG@\n"
     "      api_timeout: 2s\n"
+    "    - name: fast\n"
+    "      kind: exec.docker\n"
+    "      image: " MINIMAL "\n"
+    "      script_delivery: bind\n"
+    "      bind_dir: @DIR@/bind\n"
     "  default_executor: box\n"
     "  audit:\n"
     "    log_file: \"@DIR@/audit.log\"\n";
 
 static sx_harness H;
 
-/* CONFIG with @HUNG@ filled in (the harness knows @DIR@ only). */
+/* `text` with the first `from` replaced by `to` (malloc'ed). */
+static char *replace_once(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    ck_assert_ptr_nonnull(at);
+    char *r;
+    ck_assert_int_ge(asprintf(&r, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from)), 0);
+    return r;
+}
+
+/* CONFIG with @HUNG@ filled in (the harness knows @DIR@ only), and a
+ * host_id of this test process on every Docker executor: the leftover
+ * sweep of a host only touches its own objects, so test runs sharing the
+ * daemon (or a developer's host) never remove each other's containers. */
 static char *config_text(void)
 {
-    const char *at = strstr(CONFIG, "@HUNG@");
-    char *cfg;
-    ck_assert_int_ge(asprintf(&cfg, "%.*s%s%s", (int)(at - CONFIG), CONFIG, hung_sock, at + 6), 0);
+    char *cfg = replace_once(CONFIG, "@HUNG@", hung_sock);
+    char id[64];
+    snprintf(id, sizeof id, "      kind: exec.docker\n      host_id: sxit-%d\n", (int)getpid());
+    const char *from = "      kind: exec.docker\n";
+    size_t pos = 0;
+    char *at;
+    while ((at = strstr(cfg + pos, from)) != NULL) {
+        char *next;
+        size_t off = (size_t)(at - cfg);
+        ck_assert_int_ge(asprintf(&next, "%.*s%s%s", (int)off, cfg, id, at + strlen(from)), 0);
+        free(cfg);
+        cfg = next;
+        pos = off + strlen(id);
+    }
     return cfg;
 }
 
@@ -218,6 +248,34 @@ static int gone_after_run(const char *execution_id)
     return n;
 }
 
+/* Entries in a directory (-1 when it cannot be read). */
+static int entries_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* The executor fast's bind_dir is emptied when a run ends: wait (3 s at
+ * most) until nothing is left in it; returns how many entries are left. */
+static int bind_dir_left(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/bind", H.dir);
+    int n = entries_in(dir);
+    for (int i = 0; i < 30 && n != 0; i++) {
+        usleep(100 * 1000);
+        n = entries_in(dir);
+    }
+    return n;
+}
+
 static void write_file(const char *dir, const char *name, const char *text, mode_t mode)
 {
     char path[600];
@@ -301,9 +359,10 @@ START_TEST(interpreters_stdin_args_env)
 }
 END_TEST
 
-START_TEST(large_script_and_stdin)
+/* ~500 KB script in 900 lines with 300 KB of stdin, on `executor` (NULL:
+ * the default, archive delivery). */
+static void big_script_run(const char *id, const char *executor)
 {
-    /* ~500 KB script in 900 lines: delivered through the archive API */
     size_t cap = 520 * 1024;
     char *script = malloc(cap);
     size_t n = 0;
@@ -312,6 +371,8 @@ START_TEST(large_script_and_stdin)
     n += (size_t)snprintf(script + n, cap - n, "echo big-script-ran; wc -c\n");
     ck_assert_uint_gt(n, 500000);
     cJSON *with = cJSON_CreateObject();
+    if (executor)
+        cJSON_AddStringToObject(with, "executor", executor);
     cJSON_AddStringToObject(with, "interpreter", "/bin/sh");
     cJSON_AddStringToObject(with, "inline_script", script);
     char *in = malloc(300001);
@@ -321,8 +382,8 @@ START_TEST(large_script_and_stdin)
     char *w = cJSON_PrintUnformatted(with);
     cJSON_Delete(with);
     char *req;
-    ck_assert_int_ge(asprintf(&req, "{\"op\":\"execute\",\"execution_id\":\"dk-big\",\"step_name\":"
-                              "\"s\",\"type\":\"script.run\",\"with\":%s}", w), 0);
+    ck_assert_int_ge(asprintf(&req, "{\"op\":\"execute\",\"execution_id\":\"%s\",\"step_name\":"
+                              "\"s\",\"type\":\"script.run\",\"with\":%s}", id, w), 0);
     cJSON *r = sx_harness_call(&H, req);
     expect_status(r, "succeeded");
     ck_assert_str_eq(out(r, "stdout"), "big-script-ran\n300000\n");
@@ -331,6 +392,11 @@ START_TEST(large_script_and_stdin)
     free(w);
     free(in);
     free(script);
+}
+
+START_TEST(large_script_and_stdin)
+{
+    big_script_run("dk-big", NULL); /* delivered through the archive API */
 }
 END_TEST
 
@@ -694,6 +760,114 @@ START_TEST(secrets_and_configmaps_reach_the_script_only)
 }
 END_TEST
 
+/* ------------------------------------------------ script_delivery: bind */
+
+START_TEST(bind_delivery_runs_and_leaves_nothing)
+{
+    char bind[400];
+    snprintf(bind, sizeof bind, "%s/bind", H.dir);
+    struct stat st;
+    ck_assert_int_eq(stat(bind, &st), 0); /* created at start */
+    ck_assert_int_eq(st.st_mode & 07777, 0711);
+    /* prints at once and exits: nothing lost, nothing left behind */
+    for (int i = 0; i < 10; i++) {
+        char step[16];
+        snprintf(step, sizeof step, "s%d", i);
+        cJSON *r = run("dk-fast", step,
+                       "{\"executor\":\"fast\",\"interpreter\":\"/bin/sh\",\"inline_script\":"
+                       "\"echo first-line; echo to-stderr >&2; printf last-no-newline; exit 7\"}");
+        expect_status(r, "failed");
+        ck_assert_str_eq(out(r, "stdout"), "first-line\nlast-no-newline");
+        ck_assert_str_eq(out(r, "stderr"), "to-stderr\n");
+        ck_assert_int_eq(exit_code(r), 7);
+        ck_assert_str_eq(out(r, "termination.reason"), "exited");
+        cJSON_Delete(r);
+        ck_assert_int_eq(bind_dir_left(), 0);
+        ck_assert_int_eq(gone_after_run("dk-fast"), 0);
+    }
+    big_script_run("dk-fast-big", "fast");
+    ck_assert_int_eq(bind_dir_left(), 0);
+    ck_assert_int_eq(gone_after_run("dk-fast-big"), 0);
+    /* secret and configmap mounts: modes and group as with the archive,
+     * every mount read-only */
+    char base[400];
+    snprintf(base, sizeof base, "%s/secrets", H.dir);
+    write_file(base, "db/password", "pa55-W0rd-zz9", 0600);
+    snprintf(base, sizeof base, "%s/configmaps", H.dir);
+    write_file(base, "app/config.json", "{\"level\":\"debug\"}", 0644);
+    write_file(base, "app/REGION", "eu-west-1", 0644);
+    const char *with =
+        "{\"executor\":\"fast\",\"interpreter\":\"/bin/sh\","
+        "\"volumes_from_secret\":[{\"secret_name\":\"db\",\"mount_path\":\"/etc/db\","
+        "\"items\":[{\"key\":\"password\",\"path\":\"pw/file\",\"mode\":256}]}],"
+        "\"volumes_from_configmap\":[{\"configmap_name\":\"app\",\"mount_path\":\"/etc/app\"}],"
+        "\"inline_script\":\"f=$(cat /etc/db/pw/file); echo file=${f%%-*}:${#f}; "
+        "stat -c '%a %u %g' /etc/db/pw/file; stat -c '%a %u' /etc/db/pw /etc/db /run/script-executor; "
+        "ls /etc/app | tr '\\\\n' ' '; cat /etc/app/REGION; echo; "
+        "touch /etc/db/x 2>/dev/null || echo secret-ro; "
+        "touch /run/script-executor/x 2>/dev/null || echo script-ro\"}";
+    cJSON *r = run("dk-fast-sec", "s", with);
+    expect_status(r, "succeeded");
+    const char *so = out(r, "stdout");
+    ck_assert_msg(strcmp(so, "file=pa55:13\n"
+                             "440 0 65534\n" /* 0400 | group read, root:gid */
+                             "755 0\n755 0\n755 0\n"
+                             "REGION config.json eu-west-1\n"
+                             "secret-ro\nscript-ro\n") == 0, "%s", so);
+    cJSON_Delete(r);
+    ck_assert_int_eq(bind_dir_left(), 0);
+    ck_assert_int_eq(gone_after_run("dk-fast-sec"), 0);
+    /* render shows the bind mounts, never the secret */
+    char *req;
+    ck_assert_int_ge(asprintf(&req, "{\"op\":\"render\",\"type\":\"script.run\",\"with\":%s}", with), 0);
+    r = sx_harness_call(&H, req);
+    free(req);
+    char *text = cJSON_PrintUnformatted(r);
+    ck_assert_str_eq(sx_json_str(r, "status"), "ok");
+    char src[500];
+    snprintf(src, sizeof src, "\"type\":\"bind\",\"source\":\"%s/<container name>/v1\","
+             "\"target\":\"/etc/db\",\"read_only\":true", bind);
+    ck_assert_msg(strstr(text, src) != NULL, "%s", text);
+    ck_assert_ptr_nonnull(strstr(text, "pw/file (0440, 13 bytes)"));
+    ck_assert_ptr_null(strstr(text, "pa55-W0rd-zz9"));
+    ck_assert_ptr_null(strstr(text, "\"type\":\"volume\""));
+    free(text);
+    cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(bind_delivery_config_checks)
+{
+    const char *head = "script_executor:\n  plugins:\n    dir: \"@PLUGINS@\"\n"
+                       "    load: [script_run, backend_docker]\n  executors:\n"
+                       "    - name: f\n      kind: exec.docker\n      image: " MINIMAL "\n";
+    struct {
+        const char *extra, *want;
+    } refused[] = {
+        {"      script_delivery: bind\n      host: tcp://127.0.0.1:2375\n", "script_delivery"},
+        {"      script_delivery: copy\n", "script_delivery"},
+        {"      script_delivery: bind\n      bind_dir: relative/dir\n", "bind_dir"},
+    };
+    char out[8192];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char *cfg;
+        ck_assert_int_ge(asprintf(&cfg, "%s%s", head, refused[i].extra), 0);
+        int rc = sx_harness_check_config(cfg, out, sizeof out);
+        free(cfg);
+        ck_assert_msg(rc == 2, "case %zu: rc %d: %s", i, rc, out);
+        ck_assert_msg(strstr(out, "invalid_config") && strstr(out, refused[i].want), "case %zu: %s",
+                      i, out);
+    }
+    /* bind with a local daemon and an absolute bind_dir is fine */
+    char *cfg;
+    ck_assert_int_ge(asprintf(&cfg, "%s      script_delivery: bind\n      bind_dir: @DIR@/b\n",
+                              head), 0);
+    int rc = sx_harness_check_config(cfg, out, sizeof out);
+    free(cfg);
+    ck_assert_msg(rc == 0, "%s", out);
+}
+END_TEST
+
 /* ---------------------------------------------------------- registry */
 
 START_TEST(pull_policies_and_pull_secrets)
@@ -804,31 +978,59 @@ END_TEST
 
 START_TEST(leftovers_removed_after_kill_9)
 {
-    start_host();
+    /* fast's bind_dir must outlive the first host's temp dir */
+    char bind[64];
+    snprintf(bind, sizeof bind, "/tmp/sx-bind-%d", (int)getpid());
+    char *with_hung = config_text();
+    char *cfg = replace_once(with_hung, "@DIR@/bind", bind);
+    free(with_hung);
+    ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
     struct call_arg a = {"{\"op\":\"execute\",\"execution_id\":\"dk-left\",\"step_name\":\"s\","
                          "\"type\":\"script.run\",\"with\":{\"interpreter\":\"/bin/sh\","
                          "\"inline_script\":\"sleep 120\"}}", NULL};
-    pthread_t th;
+    struct call_arg b = {"{\"op\":\"execute\",\"execution_id\":\"dk-leftb\",\"step_name\":\"s\","
+                         "\"type\":\"script.run\",\"with\":{\"executor\":\"fast\","
+                         "\"interpreter\":\"/bin/sh\",\"inline_script\":\"sleep 120\"}}", NULL};
+    pthread_t th, thb;
     pthread_create(&th, NULL, call_thread, &a);
+    pthread_create(&thb, NULL, call_thread, &b);
     wait_started("dk-left", "s");
+    wait_started("dk-leftb", "s");
     kill(H.pid, SIGKILL);
     waitpid(H.pid, NULL, 0);
     pthread_join(th, NULL);
+    pthread_join(thb, NULL);
     free(a.reply);
+    free(b.reply);
     ck_assert_int_ge(objects_of("dk-left"), 2); /* the container and its script volume */
+    ck_assert_int_eq(objects_of("dk-leftb"), 1); /* the container; no volume with bind */
+    char *left = sh("ls '%s'", bind);            /* its bind directory */
+    ck_assert_msg(strncmp(left, "sx-fast-", 8) == 0 && strchr(left, '\n') == NULL, "%s", left);
     /* a new host (same config, same host_id) sweeps them away on start */
     char dir[256];
     snprintf(dir, sizeof dir, "%s", H.dir);
     H.pid = -1;
-    start_host();
+    ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
+    free(cfg);
     ck_assert_int_eq(objects_of("dk-left"), 0);
+    ck_assert_int_eq(objects_of("dk-leftb"), 0);
+    ck_assert_int_eq(entries_in(bind), 0);
     ck_assert_int_ge(sx_harness_audit_count(&H, "docker.leftover_removed", "dk-left", "s"), 2);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "docker.leftover_removed", "dk-leftb", "s"), 2);
+    char *audit = sx_harness_slurp(H.audit_path);
+    char want[200];
+    snprintf(want, sizeof want, "\"object\":\"bind_dir\",\"id\":\"%s\"", left);
+    ck_assert_msg(strstr(audit, want) != NULL, "%s", audit);
+    free(audit);
     char *log = sx_harness_slurp(H.log_path);
     ck_assert_ptr_nonnull(strstr(log, "leftover container"));
+    snprintf(want, sizeof want, "leftover bind_dir %s of execution dk-leftb", left);
+    ck_assert_msg(strstr(log, want) != NULL, "%s", log);
     free(log);
+    free(left);
     stop_host();
     char *cmd;
-    ck_assert_int_ge(asprintf(&cmd, "rm -rf '%s'", dir), 0);
+    ck_assert_int_ge(asprintf(&cmd, "rm -rf '%s' '%s'", dir, bind), 0);
     ck_assert_int_eq(system(cmd), 0);
     free(cmd);
 }
@@ -930,6 +1132,7 @@ int main(void)
     tcase_add_test(t, streams_closed_before_exit);
     tcase_add_test(t, whitelist_and_bad_parameters);
     tcase_add_test(t, secrets_and_configmaps_reach_the_script_only);
+    tcase_add_test(t, bind_delivery_runs_and_leaves_nothing);
     tcase_add_test(t, pull_policies_and_pull_secrets);
     tcase_add_test(t, dead_or_hung_daemon_fails_fast);
     tcase_set_timeout(t, 120);
@@ -938,6 +1141,10 @@ int main(void)
     tcase_add_test(ex, example_runbook_through_sxctl);
     tcase_set_timeout(ex, 120);
     suite_add_tcase(s, ex);
+    TCase *cc = tcase_create("config");
+    tcase_add_test(cc, bind_delivery_config_checks);
+    tcase_set_timeout(cc, 60);
+    suite_add_tcase(s, cc);
     TCase *k = tcase_create("leftovers");
     tcase_add_test(k, leftovers_removed_after_kill_9);
     tcase_set_timeout(k, 120);

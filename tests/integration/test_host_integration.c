@@ -843,7 +843,111 @@ START_TEST(abi_gate_through_host)
     rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
                                  "    load: [fx_init_fails]\n", out, sizeof out);
     ck_assert_int_eq(rc, 2);
-    ck_assert_msg(strstr(out, "missing licence key"), "%s", out);
+    ck_assert_msg(strstr(out, "config error (fixture_init_failed): plugin fx_init_fails failed to "
+                              "initialise: fixture refuses to start: missing licence key"),
+                  "%s", out);
+    /* two files whose descriptors claim the same name: both named */
+    rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
+                                 "    load: [fx_current, fx_claims_current]\n", out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "config error (plugin_conflict): plugins %s/fx_current.so and "
+             "%s/fx_claims_current.so both claim the name 'fx_current'",
+             SX_FIXTURE_DIR, SX_FIXTURE_DIR);
+    ck_assert_msg(strstr(out, want), "want '%s' in: %s", want, out);
+    /* built from the frozen SDK 1.0 headers */
+    rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
+                                 "    load: [fx_sdk10_backend]\n"
+                                 "  executors:\n    - name: old\n      kind: exec.sdk10\n",
+                                 out, sizeof out);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_msg(strstr(out, "fx_sdk10_backend") && strstr(out, "exec.sdk10") &&
+                  strstr(out, "ABI 1.0"), "%s", out);
+}
+END_TEST
+
+/* A backend built from the frozen SDK 1.0 headers (tests/fixtures/sdk-1.0)
+ * behind script_run, in the real host: loaded, initialised, configured,
+ * described and run over nng, with its durable start record. */
+static char sdk10_dir[64];
+
+static void sdk10_link(const char *from_dir, const char *name)
+{
+    char target[1024], link_path[256];
+    snprintf(target, sizeof target, "%s/%s.so", from_dir, name);
+    snprintf(link_path, sizeof link_path, "%s/%s.so", sdk10_dir, name);
+    ck_assert_msg(symlink(target, link_path) == 0, "symlink %s: %s", link_path, strerror(errno));
+}
+
+static void sdk10_cleanup(void)
+{
+    stop_host();
+    const char *names[] = {"script_run", "audit_file", "fx_sdk10_backend"};
+    for (size_t i = 0; i < 3 && sdk10_dir[0]; i++) {
+        char link_path[256];
+        snprintf(link_path, sizeof link_path, "%s/%s.so", sdk10_dir, names[i]);
+        unlink(link_path);
+    }
+    if (sdk10_dir[0])
+        rmdir(sdk10_dir);
+}
+
+START_TEST(sdk_1_0_backend_runs_through_host)
+{
+    /* one plugin directory holding the real plugins and the fixture */
+    snprintf(sdk10_dir, sizeof sdk10_dir, "/tmp/sxit-sdk10-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(sdk10_dir));
+    sdk10_link(SX_PLUGIN_DIR, "script_run");
+    sdk10_link(SX_PLUGIN_DIR, "audit_file");
+    sdk10_link(SX_FIXTURE_DIR, "fx_sdk10_backend");
+    char *cfg;
+    ck_assert_int_ge(asprintf(&cfg,
+                              "script_executor:\n"
+                              "  server:\n"
+                              "    listen: \"ipc://@DIR@/ctl.sock\"\n"
+                              "    events: \"ipc://@DIR@/events.sock\"\n"
+                              "  plugins:\n"
+                              "    dir: \"%s\"\n"
+                              "    load: [script_run, fx_sdk10_backend, audit_file]\n"
+                              "  executors:\n"
+                              "    - name: old\n"
+                              "      kind: exec.sdk10\n"
+                              "      greeting: \"hello through the host\"\n"
+                              "  audit:\n"
+                              "    log_file: \"@DIR@/audit.log\"\n",
+                              sdk10_dir),
+                     0);
+    ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
+    free(cfg);
+
+    cJSON *r = run("run-sdk10", "old",
+                   "{\"inline_script\":\"echo hi\",\"interpreter\":\"/bin/sh\",\"stdin\":\"abc\\n\"}");
+    char *text = cJSON_PrintUnformatted(r);
+    ck_assert_msg(strcmp(sx_json_str(r, "status"), "succeeded") == 0, "%s", text);
+    free(text);
+    ck_assert_str_eq(sx_json_str(r, "output.stdout"), "hello through the host\nabc\n");
+    ck_assert_str_eq(sx_json_str(r, "output.stderr"), "sdk10: script of 7 bytes\n");
+    ck_assert_int_eq((int)num(r, "output", "exit_code"), 0);
+    ck_assert_str_eq(sx_json_str(r, "output.executor"), "old");
+    ck_assert_str_eq(sx_json_str(r, "output.backend"), "exec.sdk10");
+    ck_assert_str_eq(sx_json_str(r, "output.termination.reason"), "exited");
+    cJSON_Delete(r);
+    cJSON *started = sx_harness_audit_record(&H, "exec.started", "run-sdk10", "old");
+    ck_assert_ptr_nonnull(started);
+    ck_assert_str_eq(sx_json_str(started, "sdk"), "1.0"); /* the plugin's extra_json */
+    cJSON_Delete(started);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.finished", "run-sdk10", "old"), 1);
+
+    r = sx_harness_call(&H, "{\"op\":\"describe\"}");
+    ck_assert_ptr_nonnull(r);
+    const cJSON *plugins = cJSON_GetObjectItem(r, "plugins");
+    ck_assert_str_eq(sx_json_str(cJSON_GetArrayItem(plugins, 1), "name"), "fx_sdk10_backend");
+    ck_assert_str_eq(sx_json_str(cJSON_GetArrayItem(plugins, 1), "abi"), "1.0");
+    const cJSON *ex = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "executors"), 0);
+    ck_assert_str_eq(sx_json_str(ex, "details.sdk"), "1.0");
+    ck_assert_str_eq(sx_json_str(ex, "details.host_abi"), "1.1");
+    cJSON_Delete(r);
 }
 END_TEST
 
@@ -906,6 +1010,12 @@ int main(void)
     tcase_add_test(cfg, abi_gate_through_host);
     tcase_set_timeout(cfg, 60);
     suite_add_tcase(s, cfg);
+
+    TCase *sdk10 = tcase_create("sdk_1_0");
+    tcase_add_checked_fixture(sdk10, NULL, sdk10_cleanup);
+    tcase_add_test(sdk10, sdk_1_0_backend_runs_through_host);
+    tcase_set_timeout(sdk10, 60);
+    suite_add_tcase(s, sdk10);
 
     return sx_check_run(s);
 }

@@ -11,8 +11,12 @@
 #             --cap-drop ALL --security-opt no-new-privileges --pids-limit 1024
 #             --tmpfs /tmp:... --tmpfs /workspace:... -w /workspace IMAGE sh -c true
 #   host:     execute {"inline_script": "true", "interpreter": "/bin/sh"}
-# Prints both latencies, their ratio (goal: below 1, faster than the CLI)
+# Two passes, each with its own host and its own baseline measurement:
+#   archive   executor box  (script_delivery: archive, the default)
+#   bind      executor fast (script_delivery: bind)
+# Each prints both latencies, their ratio (goal: below 1, faster than the CLI)
 # and containers/second at concurrency 4 (override with --concurrency).
+# Exits non-zero when either pass fails.
 set -eu
 REPO=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
 BUILD=./build
@@ -27,5 +31,19 @@ BASELINE="docker run --rm --init --user 65534:65534 --read-only --cap-drop ALL \
 --security-opt no-new-privileges --pids-limit 1024 \
 --tmpfs /tmp:rw,noexec,nosuid,nodev,size=64m,mode=1777 \
 --tmpfs /workspace:rw,nosuid,nodev,size=64m,mode=1777 -w /workspace $IMAGE sh -c true"
-SX_BENCH_CONFIG=$REPO/tools/bench/docker-bench.yaml exec sh "$REPO/tools/bench/run.sh" "$BUILD" \
-    --baseline "$BASELINE" --warmup 3 --count 30 --concurrency 4 "$@"
+
+# pass DELIVERY EXECUTOR [sx_bench options...]
+pass() {
+    delivery=$1
+    executor=$2
+    shift 2
+    echo "=== script_delivery: $delivery (executor $executor) ==="
+    SX_BENCH_CONFIG=$REPO/tools/bench/docker-bench.yaml sh "$REPO/tools/bench/run.sh" "$BUILD" \
+        --baseline "$BASELINE" --warmup 3 --count 30 --concurrency 4 --executor "$executor" "$@"
+}
+
+rc=0
+pass archive box "$@" || rc=$?
+echo
+pass bind fast "$@" || rc=$?
+exit "$rc"

@@ -20,6 +20,13 @@
  * History:
  *   1.0  first release.
  *   1.1  sx_host_api.exec_set_info.
+ * The previous minor's headers are kept, frozen, in tests/fixtures/sdk-1.0;
+ * a plugin built from them must keep loading (tests/unit/test_loader.c,
+ * test_abi_layout.c).  Before bumping to 1.2: copy these headers (1.1) byte
+ * for byte to tests/fixtures/sdk-1.1/include/sx/ with a README and
+ * SHA256SUMS (see tests/fixtures/sdk-1.0/README.md), build the fixture
+ * plugin from them too, then append the new fields here and record them in
+ * tests/unit/test_abi_layout.c.
  *
  * Ownership: every function says who owns what it receives and returns.
  * "Borrowed" means valid for the duration of the call only; copy to keep.
