@@ -171,6 +171,8 @@ static int fake_run(void *instance, const sx_exec_spec *spec, sx_exec *exec,
     double deadline = t0 + (double)spec->timeout_ms / 1000.0;
     result->termination = SX_TERM_EXITED;
     result->exit_code = 0;
+    result->cpu_millis = -1; /* a test double measures nothing: null, not 0 */
+    result->memory_mb = -1;
     char *save = NULL;
     for (char *line = strtok_r(script, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         while (*line == ' ' || *line == '\t')
