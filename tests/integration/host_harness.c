@@ -164,7 +164,13 @@ int sx_harness_stop(sx_harness *h)
     for (int i = 0; i < 1200; i++) {
         if (waitpid(h->pid, &status, WNOHANG) == h->pid) {
             h->pid = 0;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            if (rc != 0) { /* e.g. a sanitizer report: the log says why */
+                char *log = sx_harness_slurp(h->log_path);
+                fprintf(stderr, "host exited %d; its log:\n%s\n", rc, log ? log : "(none)");
+                free(log);
+            }
+            return rc;
         }
         sleep_ms(50);
     }

@@ -28,7 +28,8 @@ int sx_harness_check_config(const char *config, char *out, size_t out_size);
 cJSON *sx_harness_call(sx_harness *h, const char *json);
 /* Same, raw bytes in, raw text out (malloc'ed) or NULL. */
 char *sx_harness_call_raw(sx_harness *h, const void *data, size_t len);
-/* SIGTERM and wait (up to 60 s); returns the exit status or -1. */
+/* SIGTERM and wait (up to 60 s); returns the exit status or -1.  A
+ * non-zero exit status prints the host's log on stderr. */
 int sx_harness_stop(sx_harness *h);
 /* Count audit records whose topic and execution_id/step_name match
  * (NULL = any). */
