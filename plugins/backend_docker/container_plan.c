@@ -129,6 +129,33 @@ static int env_set(env_list *e, const char *name, const char *value, size_t len,
     return 0;
 }
 
+/* Remember a secret value (and the value without a final newline, as a
+ * file's content is often printed) so that the run can mask it in the
+ * output.  Values above 4 KiB (certificates, keys) are not masked. */
+static int add_secret(sx_dk_plan *plan, const char *value, size_t len, sx_error *err)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = len;
+        if (pass == 1) {
+            while (n > 0 && (value[n - 1] == '\n' || value[n - 1] == '\r'))
+                n--;
+            if (n == len)
+                break;
+        }
+        if (n == 0 || n > 4096 || memchr(value, '\0', n) != NULL)
+            continue;
+        char **v = realloc(plan->secrets.v, (plan->secrets.n + 1) * sizeof *v);
+        if (v == NULL)
+            return sx_error_set(err, "out_of_memory", "out of memory");
+        plan->secrets.v = v;
+        v[plan->secrets.n] = strndup(value, n);
+        if (v[plan->secrets.n] == NULL)
+            return sx_error_set(err, "out_of_memory", "out of memory");
+        plan->secrets.n++;
+    }
+    return 0;
+}
+
 /* Read one key of a secret/configmap; 1 = absent (and optional). */
 static int store_value(const sx_docker_instance *inst, sx_store_kind kind, const char *obj,
                        const char *key, int optional, const char *param, char **value,
@@ -147,7 +174,7 @@ static int store_value(const sx_docker_instance *inst, sx_store_kind kind, const
 
 /* env_from_secret / env_from_configmap: NAME: {secret_name|configmap_name, key, optional} */
 static int env_from_refs(const sx_docker_instance *inst, const cJSON *with, sx_store_kind kind,
-                         env_list *env, sx_error *err)
+                         env_list *env, sx_dk_plan *plan, sx_error *err)
 {
     const char *param = kind == SX_STORE_SECRET ? "env_from_secret" : "env_from_configmap";
     const char *name_key = kind == SX_STORE_SECRET ? "secret_name" : "configmap_name";
@@ -188,6 +215,8 @@ static int env_from_refs(const sx_docker_instance *inst, const cJSON *with, sx_s
         snprintf(mask, sizeof mask, kind == SX_STORE_SECRET ? SECRET_MASK_FMT : CONFIGMAP_MASK_FMT,
                  obj, key);
         rc = env_set(env, r->string, value, len, mask, param, err);
+        if (rc == 0 && kind == SX_STORE_SECRET)
+            rc = add_secret(plan, value, len, err);
         memset(value, 0, len);
         free(value);
         if (rc != 0)
@@ -198,7 +227,7 @@ static int env_from_refs(const sx_docker_instance *inst, const cJSON *with, sx_s
 
 /* secret_env_all / configmap_env_all: every key that is a C identifier. */
 static int env_from_all(const sx_docker_instance *inst, const cJSON *with, sx_store_kind kind,
-                        env_list *env, cJSON *notes, sx_error *err)
+                        env_list *env, sx_dk_plan *plan, cJSON *notes, sx_error *err)
 {
     const char *param = kind == SX_STORE_SECRET ? "secret_env_all" : "configmap_env_all";
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(with, param);
@@ -231,6 +260,8 @@ static int env_from_all(const sx_docker_instance *inst, const cJSON *with, sx_st
                      kind == SX_STORE_SECRET ? SECRET_MASK_FMT : CONFIGMAP_MASK_FMT,
                      it->valuestring, keys.v[i]);
             rc = env_set(env, keys.v[i], value, len, mask, NULL, err);
+            if (rc == 0 && kind == SX_STORE_SECRET)
+                rc = add_secret(plan, value, len, err);
             memset(value, 0, len);
             free(value);
             if (rc != 0) {
@@ -254,15 +285,15 @@ static int build_env(const sx_docker_instance *inst, const sx_exec_spec *spec, c
                     strlen(c->default_env.values[i]), "<executor default_env>", NULL,
                     err) != 0)
             goto out;
-    if (env_from_all(inst, with, SX_STORE_CONFIGMAP, &env, notes, err) != 0 ||
-        env_from_all(inst, with, SX_STORE_SECRET, &env, notes, err) != 0)
+    if (env_from_all(inst, with, SX_STORE_CONFIGMAP, &env, plan, notes, err) != 0 ||
+        env_from_all(inst, with, SX_STORE_SECRET, &env, plan, notes, err) != 0)
         goto out;
     for (size_t i = 0; spec->env && i < spec->env->n; i++)
         if (env_set(&env, spec->env->keys[i], spec->env->values[i],
                     strlen(spec->env->values[i]), "<with.env>", "env", err) != 0)
             goto out;
-    if (env_from_refs(inst, with, SX_STORE_CONFIGMAP, &env, err) != 0 ||
-        env_from_refs(inst, with, SX_STORE_SECRET, &env, err) != 0)
+    if (env_from_refs(inst, with, SX_STORE_CONFIGMAP, &env, plan, err) != 0 ||
+        env_from_refs(inst, with, SX_STORE_SECRET, &env, plan, err) != 0)
         goto out;
     cJSON *real = cJSON_AddArrayToObject(plan->create, "Env");
     cJSON *shown = cJSON_AddArrayToObject(plan->create_shown, "Env");
@@ -486,6 +517,12 @@ static int mounts_from(const sx_docker_instance *inst, const cJSON *with, sx_sto
             /* like a pod's fsGroup: group-readable by the script's group
              * (world-readable when the group is not known); never writable */
             unsigned m = (mode & ~0222u) | (plan->gid_known ? 0440u : 0444u);
+            if (kind == SX_STORE_SECRET && add_secret(plan, value, len, err) != 0) {
+                memset(value, 0, len);
+                free(value);
+                sx_strlist_clear(&keys);
+                return -1;
+            }
             if (file_add(v, path, value, len, m) != 0) {
                 free(value);
                 sx_strlist_clear(&keys);
@@ -678,6 +715,9 @@ void sx_dk_plan_free(sx_dk_plan *plan)
     free(plan->pull_policy);
     free(plan->pull_secret);
     sx_dk_json_wipe_delete(plan->create); /* holds secret env values */
+    for (size_t i = 0; i < plan->secrets.n; i++)
+        memset(plan->secrets.v[i], 0, strlen(plan->secrets.v[i]));
+    sx_strlist_clear(&plan->secrets);
     cJSON_Delete(plan->create_shown);
     for (size_t i = 0; i < plan->n_volumes; i++) {
         sx_dk_volume *v = &plan->volumes[i];

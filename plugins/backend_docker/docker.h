@@ -149,6 +149,8 @@ typedef struct sx_dk_plan {
     sx_dk_volume *volumes;
     size_t n_volumes;
     int open_stdin;
+    sx_strlist secrets;         /* secret values the script gets, for
+                                   masking its output; wiped on free */
     unsigned uid, gid;          /* the container user, when numeric */
     int uid_known, gid_known;
 } sx_dk_plan;

@@ -27,6 +27,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "docker_mask.h"
 #include "docker_stream.h"
 #include "docker_tar.h"
 #include "sx/sx_util.h"
@@ -54,8 +55,9 @@ typedef struct run_ctx {
     double setup_deadline;      /* Engine calls before the start */
     double deadline;            /* the script's timeout, from its start */
     sx_dk_abort abort_hook;     /* cancel */
-    /* attach */
+    /* attach: demultiplex, then mask secret values, then the host */
     sx_demux demux;
+    sx_masker masker;
     int attach_ready;
     long attach_status;
     /* stats */
@@ -308,6 +310,12 @@ static void emit_output(void *user, int stream, const char *data, size_t len)
 {
     run_ctx *r = user;
     r->host->exec_output(r->exec, stream == 2 ? SX_STREAM_STDERR : SX_STREAM_STDOUT, data, len);
+}
+
+static void demuxed(void *user, int stream, const char *data, size_t len)
+{
+    run_ctx *r = user;
+    sx_mask_feed(&r->masker, stream, data, len);
 }
 
 static size_t attach_body(char *ptr, size_t size, size_t nmemb, void *user)
@@ -737,7 +745,8 @@ int sx_dk_run(sx_docker_instance *inst, const sx_exec_spec *spec, sx_exec *exec,
         goto out;
     t_phase[3] = sx_now_monotonic();
 
-    sx_demux_init(&r.demux, emit_output, &r);
+    sx_mask_init(&r.masker, &r.plan.secrets, emit_output, &r);
+    sx_demux_init(&r.demux, demuxed, &r);
     hl = curl_slist_append(NULL, "Expect:");
     char path[200];
     snprintf(path, sizeof path, "/containers/%s/attach?stream=1&stdout=1&stderr=1", r.id);
@@ -778,6 +787,7 @@ int sx_dk_run(sx_docker_instance *inst, const sx_exec_spec *spec, sx_exec *exec,
     CURLcode attach_rc = CURLE_OK;
     sx_termination forced = stream_until_exit(&r, m, attach, &in, &attach_rc);
     double t_end = sx_now_monotonic();
+    sx_mask_flush(&r.masker);
     h->log(inst->plugin->ctx, SX_LOG_DEBUG,
            "executor %s: %s image %.1fms create %.1fms copy %.1fms attach %.1fms record %.1fms "
            "start %.1fms run %.1fms", inst->name, r.name, (t_phase[1] - t_phase[0]) * 1e3,
@@ -828,6 +838,7 @@ out:
     if (r.stats)
         curl_easy_cleanup(r.stats);
     curl_slist_free_all(hl);
+    sx_mask_free(&r.masker);
     free(r.stats_buf);
     if (r.id[0] && rc != 0)
         kill_container(&r);

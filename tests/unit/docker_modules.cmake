@@ -1,6 +1,7 @@
 # Unit test of the Docker backend's internal modules (plugins/backend_docker):
 # the ustar writer, the attach-stream demultiplexer, image references and
-# registry credentials, and the local secret/configmap store.  Compiled from
+# registry credentials, the local secret/configmap store, and the masking of
+# secret values in output.  Compiled from
 # the plugin's sources, so it needs neither the plugin nor a Docker Engine;
 # the tar tests run the system `tar`.  Included from tests/CMakeLists.txt:
 #   include(unit/docker_modules.cmake)
@@ -10,6 +11,7 @@ add_executable(test_docker_modules ${CMAKE_CURRENT_LIST_DIR}/test_docker_modules
   ${SX_DOCKER_MODULES_DIR}/docker_tar.c
   ${SX_DOCKER_MODULES_DIR}/docker_stream.c
   ${SX_DOCKER_MODULES_DIR}/docker_image.c
+  ${SX_DOCKER_MODULES_DIR}/docker_mask.c
   ${SX_DOCKER_MODULES_DIR}/local_store.c)
 target_include_directories(test_docker_modules PRIVATE ${SX_DOCKER_MODULES_DIR})
 target_link_libraries(test_docker_modules PRIVATE sx_sdk sx_sdk_util PkgConfig::CJSON

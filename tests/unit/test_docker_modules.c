@@ -21,6 +21,7 @@
 #include "docker_image.h"
 #include "docker_stream.h"
 #include "docker_tar.h"
+#include "docker_mask.h"
 #include "local_store.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -1425,6 +1426,83 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
+/* ---------------------------------------------------------------- mask */
+
+typedef struct mask_out {
+    char buf[2][4096];
+    size_t len[2];
+    int calls;
+} mask_out;
+
+static void mask_collect(void *user, int stream, const char *data, size_t len)
+{
+    mask_out *o = user;
+    int s = stream == 2 ? 1 : 0;
+    ck_assert_uint_lt(o->len[s] + len, sizeof o->buf[s]);
+    memcpy(o->buf[s] + o->len[s], data, len);
+    o->len[s] += len;
+    o->buf[s][o->len[s]] = '\0';
+    o->calls++;
+}
+
+static char *mask_values[] = {"pa55-W0rd-zz9", "tok-aaa-771", "abc"};
+static const sx_strlist mask_list = {3, mask_values};
+
+/* The value split at every position of the text still comes out masked. */
+START_TEST(mask_hides_values_across_chunks)
+{
+    const char *text = "db=pa55-W0rd-zz9 and tok-aaa-771, not abc; pa55-W0rd-zz9!\n";
+    const char *want = "db=******** and ********, not abc; ********!\n";
+    size_t n = strlen(text);
+    for (size_t a = 0; a <= n; a++) {
+        for (size_t b = a; b <= n; b++) {
+            mask_out o;
+            memset(&o, 0, sizeof o);
+            sx_masker m;
+            sx_mask_init(&m, &mask_list, mask_collect, &o);
+            sx_mask_feed(&m, 1, text, a);
+            sx_mask_feed(&m, 1, text + a, b - a);
+            sx_mask_feed(&m, 1, text + b, n - b);
+            sx_mask_flush(&m);
+            sx_mask_free(&m);
+            ck_assert_msg(strcmp(o.buf[0], want) == 0, "split %zu/%zu: %s", a, b, o.buf[0]);
+        }
+    }
+}
+END_TEST
+
+START_TEST(mask_keeps_streams_apart_and_holds_back_little)
+{
+    mask_out o;
+    memset(&o, 0, sizeof o);
+    sx_masker m;
+    sx_mask_init(&m, &mask_list, mask_collect, &o);
+    sx_mask_feed(&m, 2, "err: tok-aaa-", 13);
+    sx_mask_feed(&m, 1, "plain output that is long enough\n", 33);
+    /* stdout holds back at most the longest value minus one byte */
+    ck_assert_uint_ge(o.len[0], 33 - (strlen("pa55-W0rd-zz9") - 1));
+    sx_mask_feed(&m, 2, "771\n", 4);
+    sx_mask_flush(&m);
+    sx_mask_free(&m);
+    ck_assert_str_eq(o.buf[0], "plain output that is long enough\n");
+    ck_assert_str_eq(o.buf[1], "err: ********\n");
+}
+END_TEST
+
+START_TEST(mask_without_values_passes_through)
+{
+    mask_out o;
+    memset(&o, 0, sizeof o);
+    sx_masker m;
+    sx_mask_init(&m, NULL, mask_collect, &o);
+    sx_mask_feed(&m, 1, "abc", 3);
+    ck_assert_int_eq(o.calls, 1); /* at once, nothing held back */
+    sx_mask_flush(&m);
+    sx_mask_free(&m);
+    ck_assert_str_eq(o.buf[0], "abc");
+}
+END_TEST
+
 static Suite *docker_modules_suite(void)
 {
     Suite *s = suite_create("docker_modules");
@@ -1467,6 +1545,12 @@ static Suite *docker_modules_suite(void)
     tcase_add_test(store, store_value_limit);
     tcase_add_test(store, store_not_configured);
     suite_add_tcase(s, store);
+
+    TCase *mask = tcase_create("mask");
+    tcase_add_test(mask, mask_hides_values_across_chunks);
+    tcase_add_test(mask, mask_keeps_streams_apart_and_holds_back_little);
+    tcase_add_test(mask, mask_without_values_passes_through);
+    suite_add_tcase(s, mask);
     return s;
 }
 
