@@ -412,6 +412,24 @@ static int sh_meta(char ch)
            ch == '|' || ch == '(' || ch == ')' || ch == '<' || ch == '>';
 }
 
+/* Up to two hex digits at s[*pos] (the \xHH of $'...' and of Python/Ruby
+ * strings): the value, or -1 when there is none. */
+static int hex_escape(const char *s, size_t *pos, size_t end)
+{
+    int v = 0, k = 0;
+    for (; k < 2 && *pos < end; k++) {
+        char h = s[*pos];
+        int d = (h >= '0' && h <= '9') ? h - '0'
+              : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+              : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
+        if (d < 0)
+            break;
+        v = v * 16 + d;
+        (*pos)++;
+    }
+    return k ? v : -1;
+}
+
 /* after the opening ", up to and past the closing " */
 static void sh_dquote(src *c, sbuf *out, int depth)
 {
@@ -471,23 +489,9 @@ static void sh_ansi_c(src *c, sbuf *out)
         case 't': v = 9; break;
         case 'v': v = 11; break;
         case '\\': case '\'': case '"': case '?': v = (unsigned char)e; break;
-        case 'x': {
-            v = 0;
-            int k = 0;
-            for (; k < 2 && c->pos < c->end; k++) {
-                char h = c->s[c->pos];
-                int d = (h >= '0' && h <= '9') ? h - '0'
-                      : (h >= 'a' && h <= 'f') ? h - 'a' + 10
-                      : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
-                if (d < 0)
-                    break;
-                v = v * 16 + d;
-                c->pos++;
-            }
-            if (k == 0)
-                v = -1;
+        case 'x':
+            v = hex_escape(c->s, &c->pos, c->end);
             break;
-        }
         default:
             if (e >= '0' && e <= '7') {
                 v = e - '0';
@@ -910,18 +914,8 @@ static void esc(lsrc *c, sbuf *out)
     case '\n': c->line++; break;
     case '\\': case '\'': case '"': case '`': sb_put(c->st, out, e); break;
     case 'x': {
-        int v = 0, k = 0;
-        for (; k < 2 && c->pos < c->end; k++) {
-            char h = c->s[c->pos];
-            int d = (h >= '0' && h <= '9') ? h - '0'
-                  : (h >= 'a' && h <= 'f') ? h - 'a' + 10
-                  : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
-            if (d < 0)
-                break;
-            v = v * 16 + d;
-            c->pos++;
-        }
-        if (k)
+        int v = hex_escape(c->s, &c->pos, c->end);
+        if (v >= 0)
             sb_put(c->st, out, (char)v);
         else
             sb_puts(c->st, out, "\\x");

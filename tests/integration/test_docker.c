@@ -310,23 +310,30 @@ static void *call_thread(void *p)
 
 /* ------------------------------------------------------------ output */
 
+/* A script that prints on both streams and exits at once, run as step s<i>
+ * of `id` on `executor`: every byte must be in the reply. */
+static void short_lived_run(const char *id, int i, const char *executor)
+{
+    char step[16], with[300];
+    snprintf(step, sizeof step, "s%d", i);
+    snprintf(with, sizeof with, "{\"executor\":\"%s\",\"interpreter\":\"/bin/sh\","
+             "\"inline_script\":\"echo first-line; echo to-stderr >&2; printf last-no-newline; "
+             "exit 7\"}", executor);
+    cJSON *r = run(id, step, with);
+    expect_status(r, "failed");
+    ck_assert_str_eq(out(r, "stdout"), "first-line\nlast-no-newline");
+    ck_assert_str_eq(out(r, "stderr"), "to-stderr\n");
+    ck_assert_int_eq(exit_code(r), 7);
+    ck_assert_str_eq(out(r, "backend"), "exec.docker");
+    ck_assert_str_eq(out(r, "termination.reason"), "exited");
+    cJSON_Delete(r);
+}
+
 START_TEST(short_lived_output_is_complete)
 {
     /* prints at once and exits: attach-before-start loses nothing */
-    for (int i = 0; i < 15; i++) {
-        char step[16];
-        snprintf(step, sizeof step, "s%d", i);
-        cJSON *r = run("dk-out", step,
-                       "{\"interpreter\":\"/bin/sh\",\"inline_script\":"
-                       "\"echo first-line; echo to-stderr >&2; printf last-no-newline; exit 7\"}");
-        expect_status(r, "failed");
-        ck_assert_str_eq(out(r, "stdout"), "first-line\nlast-no-newline");
-        ck_assert_str_eq(out(r, "stderr"), "to-stderr\n");
-        ck_assert_int_eq(exit_code(r), 7);
-        ck_assert_str_eq(out(r, "backend"), "exec.docker");
-        ck_assert_str_eq(out(r, "termination.reason"), "exited");
-        cJSON_Delete(r);
-    }
+    for (int i = 0; i < 15; i++)
+        short_lived_run("dk-out", i, "box");
     ck_assert_int_eq(gone_after_run("dk-out"), 0); /* removed after each run */
 }
 END_TEST
@@ -784,17 +791,7 @@ START_TEST(bind_delivery_runs_and_leaves_nothing)
     ck_assert_int_eq(st.st_mode & 07777, 0711);
     /* prints at once and exits: nothing lost, nothing left behind */
     for (int i = 0; i < 10; i++) {
-        char step[16];
-        snprintf(step, sizeof step, "s%d", i);
-        cJSON *r = run("dk-fast", step,
-                       "{\"executor\":\"fast\",\"interpreter\":\"/bin/sh\",\"inline_script\":"
-                       "\"echo first-line; echo to-stderr >&2; printf last-no-newline; exit 7\"}");
-        expect_status(r, "failed");
-        ck_assert_str_eq(out(r, "stdout"), "first-line\nlast-no-newline");
-        ck_assert_str_eq(out(r, "stderr"), "to-stderr\n");
-        ck_assert_int_eq(exit_code(r), 7);
-        ck_assert_str_eq(out(r, "termination.reason"), "exited");
-        cJSON_Delete(r);
+        short_lived_run("dk-fast", i, "fast");
         ck_assert_int_eq(bind_dir_left(), 0);
         ck_assert_int_eq(gone_after_run("dk-fast"), 0);
     }
