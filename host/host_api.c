@@ -96,6 +96,38 @@ static int api_service_find(sx_plugin_ctx *ctx, sx_plugin_kind kind, const char 
     return -1;
 }
 
+/* ABI 1.2 services.  TEMPORARY until the policy pipeline (host/policy.c)
+ * and the HTTP server / bus subscriptions (host/http.c) land in this
+ * session: they refuse clearly instead of pretending. */
+static int api_caller_authenticate(sx_plugin_ctx *ctx, const sx_caller *caller, sx_identity *id,
+                                   sx_error *err)
+{
+    (void)ctx, (void)caller, (void)id;
+    return sx_error_set(err, "unauthenticated", "no policy plugin can verify callers yet");
+}
+
+static int api_exec_check_script(sx_exec *exec, const char *interpreter, const char *script,
+                                 size_t script_len, char **findings, sx_error *err)
+{
+    (void)exec, (void)interpreter, (void)script, (void)script_len, (void)err;
+    if (findings)
+        *findings = NULL;
+    return 0;
+}
+
+static int api_http_route(sx_plugin_ctx *ctx, const sx_http_route *route, sx_error *err)
+{
+    (void)ctx, (void)route;
+    return sx_error_set(err, "invalid_config", "this host does not serve HTTP yet");
+}
+
+static int api_bus_subscribe(sx_plugin_ctx *ctx, const char *topic_prefix, sx_event_fn fn,
+                             void *arg, sx_error *err)
+{
+    (void)ctx, (void)topic_prefix, (void)fn, (void)arg;
+    return sx_error_set(err, "invalid_config", "bus subscriptions are not available yet");
+}
+
 void sx_host_api_init(sx_host_api *api)
 {
     memset(api, 0, sizeof *api);
@@ -122,4 +154,9 @@ void sx_host_api_init(sx_host_api *api)
     api->exec_cancelled = sx_exec_cancelled_cb;
     api->exec_started = sx_exec_started_cb;
     api->exec_set_info = sx_exec_set_info_cb;
+    /* 1.2 */
+    api->caller_authenticate = api_caller_authenticate;
+    api->exec_check_script = api_exec_check_script;
+    api->http_route = api_http_route;
+    api->bus_subscribe = api_bus_subscribe;
 }

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include "sx/sx_backend.h"
+#include "sx/sx_catalog.h"
+#include "sx/sx_policy.h"
 #include "sx/sx_sink.h"
 #include "sx/sx_step.h"
 #include "sx/sx_util.h"
@@ -34,6 +36,9 @@ static size_t min_ops_size(sx_plugin_kind kind)
     case SX_KIND_STEP_TYPE: return offsetof(sx_step_ops, describe) + sizeof(void *);
     case SX_KIND_BACKEND: return offsetof(sx_backend_ops, load_script) + sizeof(void *);
     case SX_KIND_EVENT_SINK: return offsetof(sx_sink_ops, flush) + sizeof(void *);
+    /* since 1.2: every op of a policy is optional; a catalog must resolve */
+    case SX_KIND_POLICY: return offsetof(sx_policy_ops, describe) + sizeof(void *);
+    case SX_KIND_IMAGE_CATALOG: return offsetof(sx_catalog_ops, describe) + sizeof(void *);
     default: return 0; /* reserved kinds are refused below */
     }
 }
@@ -65,6 +70,8 @@ int sx_plugin_abi_check(const sx_plugin_descriptor *d, const char *path, sx_erro
         return sx_error_set(err, "plugin_invalid",
                             "plugin %s: descriptor lacks name, version or provides", path);
     size_t need = min_ops_size(d->kind);
+    if ((d->kind == SX_KIND_POLICY || d->kind == SX_KIND_IMAGE_CATALOG) && d->abi_minor < 2)
+        need = 0; /* these kinds exist since 1.2 */
     if (need == 0)
         return sx_error_set(err, "plugin_invalid",
                             "plugin %s (%s): kind %d (%s) is not supported by this host",
@@ -86,6 +93,9 @@ int sx_plugin_abi_check(const sx_plugin_descriptor *d, const char *path, sx_erro
     } else if (d->kind == SX_KIND_EVENT_SINK) {
         const sx_sink_ops *o = d->ops;
         missing = !o->write ? "write" : NULL;
+    } else if (d->kind == SX_KIND_IMAGE_CATALOG) {
+        const sx_catalog_ops *o = d->ops;
+        missing = !o->resolve ? "resolve" : NULL;
     }
     if (missing)
         return sx_error_set(err, "plugin_invalid", "plugin %s (%s): required %s op '%s' is NULL",

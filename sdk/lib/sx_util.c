@@ -129,6 +129,16 @@ void sx_strlist_clear(sx_strlist *list)
     list->n = 0;
 }
 
+void sx_identity_clear(sx_identity *id)
+{
+    if (id == NULL)
+        return;
+    free(id->user);
+    id->user = NULL;
+    sx_strlist_clear(&id->groups);
+    memset(id->method, 0, sizeof id->method);
+}
+
 void sx_strmap_clear(sx_strmap *map)
 {
     if (map == NULL)

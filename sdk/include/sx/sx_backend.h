@@ -110,6 +110,14 @@ typedef struct sx_backend_ops {
                        size_t *len, sx_error *err);
 
     /* Fields above are valid for ABI minor 0. */
+
+    /* Optional (may be NULL = always ready): can the instance run steps
+     * now (e.g. the Docker daemon or the Kubernetes API answers)?  Returns
+     * 0, or -1 with err saying why.  Must answer within about a second
+     * (readiness probes call it).  Concurrent. */
+    int (*ready)(void *instance, sx_error *err);
+
+    /* Fields above are valid for ABI minor 2. */
 } sx_backend_ops;
 
 #ifdef __cplusplus

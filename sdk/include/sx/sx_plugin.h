@@ -20,11 +20,15 @@
  * History:
  *   1.0  first release.
  *   1.1  sx_host_api.exec_set_info.
- * The previous minor's headers are kept, frozen, in tests/fixtures/sdk-1.0;
- * a plugin built from them must keep loading (tests/unit/test_loader.c,
- * test_abi_layout.c).  Before bumping to 1.2: copy these headers (1.1) byte
- * for byte to tests/fixtures/sdk-1.1/include/sx/ with a README and
- * SHA256SUMS (see tests/fixtures/sdk-1.0/README.md), build the fixture
+ *   1.2  kinds SX_KIND_POLICY (sx_policy.h) and SX_KIND_IMAGE_CATALOG
+ *        (sx_catalog.h); sx_host_api.caller_authenticate,
+ *        exec_check_script, http_route, bus_subscribe; sx_backend_ops.ready,
+ *        sx_sink_ops.ready.
+ * Every previous minor's headers are kept, frozen, in tests/fixtures/sdk-1.N;
+ * plugins built from them must keep loading (tests/unit/test_loader.c,
+ * test_abi_layout.c).  Before bumping to 1.3: copy these headers (1.2) byte
+ * for byte to tests/fixtures/sdk-1.2/include/sx/ with a README and
+ * SHA256SUMS (see tests/fixtures/sdk-1.1/README.md), build the fixture
  * plugin from them too, then append the new fields here and record them in
  * tests/unit/test_abi_layout.c.
  *
@@ -45,7 +49,7 @@ extern "C" {
 #endif
 
 #define SX_ABI_MAJOR 1
-#define SX_ABI_MINOR 1
+#define SX_ABI_MINOR 2
 
 #define SX_PLUGIN_ENTRY_NAME "sx_plugin_entry"
 
@@ -63,14 +67,72 @@ typedef enum sx_plugin_kind {
     SX_KIND_BACKEND = 2,        /* execution backend (ops: sx_backend_ops) */
     SX_KIND_EVENT_SINK = 3,     /* durable event sink (ops: sx_sink_ops) */
     SX_KIND_APPROVAL = 4,       /* reserved: approval store */
-    SX_KIND_IMAGE_CATALOG = 5,  /* reserved: image catalog */
-    SX_KIND_POLICY = 6          /* reserved: policy (RBAC, validator) */
+    SX_KIND_IMAGE_CATALOG = 5,  /* image catalog (ops: sx_catalog_ops), since 1.2 */
+    SX_KIND_POLICY = 6          /* identity, RBAC, script checks (ops:
+                                   sx_policy_ops), since 1.2 */
 } sx_plugin_kind;
 
 /* Opaque handles owned by the host. */
 typedef struct sx_plugin_ctx sx_plugin_ctx;   /* one per loaded plugin */
 typedef struct sx_config_node sx_config_node; /* a node of the YAML config */
 typedef struct sx_exec sx_exec;               /* one execution in flight */
+typedef struct sx_caller sx_caller;           /* sx_policy.h */
+typedef struct sx_identity sx_identity;       /* sx_policy.h */
+
+/* ---------------------------------------------------------------------
+ * HTTP routes (since 1.2).  The host serves HTTP (server.http, and any
+ * other address a route names) and hands matching requests to the plugin
+ * that registered the route.
+ * ------------------------------------------------------------------- */
+typedef struct sx_http_request sx_http_request;
+struct sx_http_request {
+    uint32_t struct_size;
+    const char *method;         /* "GET", "POST", ... */
+    const char *path;           /* the URI's path, percent-decoded, no query */
+    const char *query;          /* the raw query after '?', "" when none */
+    const char *body;           /* not NUL-safe: use body_len; "" when none */
+    size_t body_len;
+    const char *remote_addr;    /* "127.0.0.1:53412", may be "" */
+    /* A request header by name (case-insensitive), or NULL.  The returned
+     * string is borrowed like the request. */
+    const char *(*header)(const sx_http_request *req, const char *name);
+    void *host_private;         /* the host's; do not touch */
+    /* Fields above are valid for ABI minor 2. */
+};
+
+/* The handler's answer.  The host zeroes it, sets struct_size and status
+ * 200 and content_type "application/json". */
+typedef struct sx_http_response {
+    uint32_t struct_size;
+    int status;                 /* HTTP status code */
+    char content_type[96];
+    char *body;                 /* malloc(3)ed by the handler, host frees; may be NULL */
+    size_t body_len;
+    /* Fields above are valid for ABI minor 2. */
+} sx_http_response;
+
+/* Handle one request: fill resp and return 0; -1 makes a 500 with a JSON
+ * error.  req is borrowed for the call.  Called concurrently from the
+ * host's HTTP threads; must not block for long (no step runs here). */
+typedef int (*sx_http_handler)(void *arg, const sx_http_request *req,
+                               sx_http_response *resp);
+
+typedef struct sx_http_route {
+    uint32_t struct_size;
+    const char *method;         /* "GET", "POST", ... ; NULL = any */
+    const char *path;           /* "/metrics", or a prefix ending in '/'
+                                   ("/api/v1/approvals/") that matches
+                                   everything below it */
+    const char *listen;         /* NULL = the host's server.http address;
+                                   else "http://ADDR:PORT" of its own */
+    sx_http_handler handler;
+    void *arg;                  /* passed to handler, owned by the plugin */
+    /* Fields above are valid for ABI minor 2. */
+} sx_http_route;
+
+/* An event from the bus (bus_subscribe).  topic and json are borrowed for
+ * the call. */
+typedef void (*sx_event_fn)(void *arg, const char *topic, const char *json);
 
 /* ---------------------------------------------------------------------
  * Declarative options (the Fluent Bit config-map pattern).  A plugin
@@ -204,6 +266,43 @@ typedef struct sx_host_api {
     int (*exec_set_info)(sx_exec *exec, const char *json);
 
     /* Methods above are valid for ABI minor 1. */
+
+    /* Verify a caller through the loaded policy plugins (sx_policy.h), as
+     * the host does for nng requests; for HTTP routes.  Returns 0 with *id
+     * filled (release with sx_identity_clear()), or -1 with err
+     * ("unauthenticated").  caller borrowed. */
+    int (*caller_authenticate)(sx_plugin_ctx *ctx, const sx_caller *caller,
+                               sx_identity *id, sx_error *err);
+
+    /* For step types: ask every policy plugin whether this script may run
+     * in this execution (its caller, executor and `with` are the host's).
+     * Returns 0, or -1 with err ("blocked_command", "command_not_allowed",
+     * ...) and, when findings is non-NULL, *findings set to a malloc(3)ed
+     * JSON array of every finding (or NULL); the caller frees it.  The step
+     * must then not run the script and reply rejected with err.  script
+     * borrowed. */
+    int (*exec_check_script)(sx_exec *exec, const char *interpreter,
+                             const char *script, size_t script_len,
+                             char **findings, sx_error *err);
+
+    /* Serve an HTTP route (see sx_http_route).  Call from init() or
+     * instance creation only (main thread); the route stays until
+     * shutdown.  route is copied.  Returns 0, or -1 with err
+     * ("invalid_config": bad address, path taken by another plugin, HTTP
+     * disabled). */
+    int (*http_route)(sx_plugin_ctx *ctx, const sx_http_route *route,
+                      sx_error *err);
+
+    /* Receive every bus event whose topic starts with topic_prefix ("" =
+     * all), on a host thread of this subscription, in order, off every
+     * execution's path: events queue (bounded) and a subscriber that falls
+     * behind loses the oldest, counted in the host's describe.  Call from
+     * init() only.  fn is called until fini() begins.  Returns 0 or -1 with
+     * err. */
+    int (*bus_subscribe)(sx_plugin_ctx *ctx, const char *topic_prefix,
+                         sx_event_fn fn, void *arg, sx_error *err);
+
+    /* Methods above are valid for ABI minor 2. */
 } sx_host_api;
 
 /*
@@ -231,7 +330,8 @@ typedef struct sx_plugin_descriptor {
      * is destroyed and no op is running.  May be NULL. */
     void (*fini)(void *state);
 
-    /* The kind's ops table (sx_step_ops, sx_backend_ops, sx_sink_ops),
+    /* The kind's ops table (sx_step_ops, sx_backend_ops, sx_sink_ops,
+     * sx_policy_ops, sx_catalog_ops),
      * static, owned by the plugin.  Starts with uint32_t struct_size. */
     const void *ops;
 

@@ -27,6 +27,12 @@ typedef struct sx_sink_ops {
     /* Flush anything buffered; called at shutdown.  May be NULL. */
     int (*flush)(void *state);
     /* Fields above are valid for ABI minor 0. */
+
+    /* Optional (may be NULL = always ready): can the sink take records
+     * now?  Returns 0, or -1 with err saying why (disk full, spool full).
+     * Answers within about a second.  Concurrent. */
+    int (*ready)(void *state, sx_error *err);
+    /* Fields above are valid for ABI minor 2. */
 } sx_sink_ops;
 
 #ifdef __cplusplus

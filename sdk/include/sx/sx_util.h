@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include "sx_types.h"
 #include "sx_plugin.h"
+#include "sx_policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,6 +49,10 @@ const char *sx_strmap_get(const sx_strmap *map, const char *key);
  * malloc(3)ed, and zero it. */
 void sx_strlist_clear(sx_strlist *list);
 void sx_strmap_clear(sx_strmap *map);
+
+/* Free an identity's user and groups (malloc(3)ed, see sx_policy.h) and
+ * zero them; struct_size is kept.  id may be NULL. */
+void sx_identity_clear(sx_identity *id);
 
 /* Stable names: "succeeded", "failed", ... and "exited", "signaled", ...
  * (the protocol's status and termination.reason).  Static strings. */
