@@ -25,6 +25,7 @@ const char *sx_plugin_kind_name(sx_plugin_kind kind)
     case SX_KIND_APPROVAL: return "approval";
     case SX_KIND_IMAGE_CATALOG: return "image_catalog";
     case SX_KIND_POLICY: return "policy";
+    case SX_KIND_SERVICE: return "service";
     }
     return "unknown";
 }
@@ -39,6 +40,7 @@ static size_t min_ops_size(sx_plugin_kind kind)
     /* since 1.2: every op of a policy is optional; a catalog must resolve */
     case SX_KIND_POLICY: return offsetof(sx_policy_ops, describe) + sizeof(void *);
     case SX_KIND_IMAGE_CATALOG: return offsetof(sx_catalog_ops, describe) + sizeof(void *);
+    case SX_KIND_SERVICE: return offsetof(sx_service_ops, ready) + sizeof(void *);
     default: return 0; /* reserved kinds are refused below */
     }
 }
@@ -70,7 +72,8 @@ int sx_plugin_abi_check(const sx_plugin_descriptor *d, const char *path, sx_erro
         return sx_error_set(err, "plugin_invalid",
                             "plugin %s: descriptor lacks name, version or provides", path);
     size_t need = min_ops_size(d->kind);
-    if ((d->kind == SX_KIND_POLICY || d->kind == SX_KIND_IMAGE_CATALOG) && d->abi_minor < 2)
+    if ((d->kind == SX_KIND_POLICY || d->kind == SX_KIND_IMAGE_CATALOG ||
+         d->kind == SX_KIND_SERVICE) && d->abi_minor < 2)
         need = 0; /* these kinds exist since 1.2 */
     if (need == 0)
         return sx_error_set(err, "plugin_invalid",

@@ -20,8 +20,8 @@
  * History:
  *   1.0  first release.
  *   1.1  sx_host_api.exec_set_info.
- *   1.2  kinds SX_KIND_POLICY (sx_policy.h) and SX_KIND_IMAGE_CATALOG
- *        (sx_catalog.h); sx_host_api.caller_authenticate,
+ *   1.2  kinds SX_KIND_POLICY (sx_policy.h), SX_KIND_IMAGE_CATALOG
+ *        (sx_catalog.h) and SX_KIND_SERVICE (sx_service_ops below); sx_host_api.caller_authenticate,
  *        exec_check_script, http_route, bus_subscribe; sx_backend_ops.ready,
  *        sx_sink_ops.ready.
  * Every previous minor's headers are kept, frozen, in tests/fixtures/sdk-1.N;
@@ -68,8 +68,13 @@ typedef enum sx_plugin_kind {
     SX_KIND_EVENT_SINK = 3,     /* durable event sink (ops: sx_sink_ops) */
     SX_KIND_APPROVAL = 4,       /* reserved: approval store */
     SX_KIND_IMAGE_CATALOG = 5,  /* image catalog (ops: sx_catalog_ops), since 1.2 */
-    SX_KIND_POLICY = 6          /* identity, RBAC, script checks (ops:
+    SX_KIND_POLICY = 6,         /* identity, RBAC, script checks (ops:
                                    sx_policy_ops), since 1.2 */
+    SX_KIND_SERVICE = 7         /* a service beside the pipeline (metrics
+                                   exporter, ...): does its work from init()
+                                   with host services such as http_route and
+                                   bus_subscribe (ops: sx_service_ops),
+                                   since 1.2 */
 } sx_plugin_kind;
 
 /* Opaque handles owned by the host. */
@@ -337,6 +342,18 @@ typedef struct sx_plugin_descriptor {
 
     /* Fields above are valid for ABI minor 0. */
 } sx_plugin_descriptor;
+
+/* Ops of an SX_KIND_SERVICE plugin (since 1.2). */
+typedef struct sx_service_ops {
+    uint32_t struct_size;
+    /* The service's state as a JSON object for `describe`; malloc(3)ed,
+     * caller frees.  May be NULL.  Concurrent. */
+    char *(*describe)(void *state);
+    /* Optional: can the service do its job now?  0, or -1 with err saying
+     * why.  Answers within about a second.  Concurrent. */
+    int (*ready)(void *state, sx_error *err);
+    /* Fields above are valid for ABI minor 2. */
+} sx_service_ops;
 
 /* The one symbol a plugin exports. */
 typedef const sx_plugin_descriptor *(*sx_plugin_entry_fn)(void);
