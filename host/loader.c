@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "sx/sx_approval.h"
 #include "sx/sx_backend.h"
 #include "sx/sx_catalog.h"
 #include "sx/sx_policy.h"
@@ -41,6 +42,7 @@ static size_t min_ops_size(sx_plugin_kind kind)
     case SX_KIND_POLICY: return offsetof(sx_policy_ops, describe) + sizeof(void *);
     case SX_KIND_IMAGE_CATALOG: return offsetof(sx_catalog_ops, describe) + sizeof(void *);
     case SX_KIND_SERVICE: return offsetof(sx_service_ops, ready) + sizeof(void *);
+    case SX_KIND_APPROVAL: return offsetof(sx_approval_ops, ready) + sizeof(void *);
     default: return 0; /* reserved kinds are refused below */
     }
 }
@@ -73,7 +75,7 @@ int sx_plugin_abi_check(const sx_plugin_descriptor *d, const char *path, sx_erro
                             "plugin %s: descriptor lacks name, version or provides", path);
     size_t need = min_ops_size(d->kind);
     if ((d->kind == SX_KIND_POLICY || d->kind == SX_KIND_IMAGE_CATALOG ||
-         d->kind == SX_KIND_SERVICE) && d->abi_minor < 2)
+         d->kind == SX_KIND_SERVICE || d->kind == SX_KIND_APPROVAL) && d->abi_minor < 2)
         need = 0; /* these kinds exist since 1.2 */
     if (need == 0)
         return sx_error_set(err, "plugin_invalid",
@@ -99,6 +101,10 @@ int sx_plugin_abi_check(const sx_plugin_descriptor *d, const char *path, sx_erro
     } else if (d->kind == SX_KIND_IMAGE_CATALOG) {
         const sx_catalog_ops *o = d->ops;
         missing = !o->resolve ? "resolve" : NULL;
+    } else if (d->kind == SX_KIND_APPROVAL) {
+        const sx_approval_ops *o = d->ops;
+        missing = !o->create ? "create" : !o->get ? "get" : !o->decide ? "decide"
+                : !o->consume ? "consume" : !o->list ? "list" : NULL;
     }
     if (missing)
         return sx_error_set(err, "plugin_invalid", "plugin %s (%s): required %s op '%s' is NULL",

@@ -21,7 +21,8 @@
  *   1.0  first release.
  *   1.1  sx_host_api.exec_set_info.
  *   1.2  kinds SX_KIND_POLICY (sx_policy.h), SX_KIND_IMAGE_CATALOG
- *        (sx_catalog.h) and SX_KIND_SERVICE (sx_service_ops below); sx_host_api.caller_authenticate,
+ *        (sx_catalog.h), SX_KIND_APPROVAL (sx_approval.h) and
+ *        SX_KIND_SERVICE (sx_service_ops below); sx_host_api.caller_authenticate,
  *        exec_check_script, http_route, bus_subscribe; sx_backend_ops.ready,
  *        sx_sink_ops.ready.
  * Every previous minor's headers are kept, frozen, in tests/fixtures/sdk-1.N;
@@ -66,7 +67,7 @@ typedef enum sx_plugin_kind {
     SX_KIND_STEP_TYPE = 1,      /* handles a step "type" (ops: sx_step_ops) */
     SX_KIND_BACKEND = 2,        /* execution backend (ops: sx_backend_ops) */
     SX_KIND_EVENT_SINK = 3,     /* durable event sink (ops: sx_sink_ops) */
-    SX_KIND_APPROVAL = 4,       /* reserved: approval store */
+    SX_KIND_APPROVAL = 4,       /* approval store (ops: sx_approval_ops), since 1.2 */
     SX_KIND_IMAGE_CATALOG = 5,  /* image catalog (ops: sx_catalog_ops), since 1.2 */
     SX_KIND_POLICY = 6,         /* identity, RBAC, script checks (ops:
                                    sx_policy_ops), since 1.2 */
@@ -336,7 +337,7 @@ typedef struct sx_plugin_descriptor {
     void (*fini)(void *state);
 
     /* The kind's ops table (sx_step_ops, sx_backend_ops, sx_sink_ops,
-     * sx_policy_ops, sx_catalog_ops),
+     * sx_policy_ops, sx_catalog_ops, sx_approval_ops, sx_service_ops),
      * static, owned by the plugin.  Starts with uint32_t struct_size. */
     const void *ops;
 
