@@ -7,6 +7,8 @@ packages=(
   libnng-dev libyaml-dev libcjson-dev       # nng, libyaml, cJSON
   libssl-dev check libsubunit-dev           # OpenSSL (SHA-256), check (unit tests)
   libcurl4-openssl-dev                      # libcurl (Docker backend plugin)
+  libsqlite3-dev libpq-dev                  # approval stores (approval_sqlite, approval_postgres)
+  postgresql                                # the real server the approval_postgres tests use
   python3 ruby                              # interpreters scripts may use
   util-linux procps                         # setsid, ps (process-tree tests)
 )

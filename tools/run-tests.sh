@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 mode=${1:-all}
 bash tools/install-deps.sh
 bash tools/docker-env.sh        # Docker engine, test images, test registry
+# PostgreSQL on 127.0.0.1:5432 for the approval_postgres tests (tools/pg-env.sh)
+SX_TEST_PG_DSN=$(bash tools/pg-env.sh | tail -1)
+export SX_TEST_PG_DSN
 jobs=$(nproc)
 
 if [ "$mode" = all ] || [ "$mode" = --plain ]; then

@@ -41,12 +41,18 @@ static void mock_log(sx_plugin_ctx *ctx, sx_log_level level, const char *fmt,
             ctx && ctx->name ? ctx->name : "-", line);
 }
 
+static const sx_config_node *mock_config_root; /* script_executor map, or NULL */
+
+void sx_mock_set_config(const sx_config_node *script_executor)
+{
+    mock_config_root = script_executor;
+}
+
 static const sx_config_node *mock_config_section(sx_plugin_ctx *ctx,
                                                  const char *section)
 {
     (void)ctx;
-    (void)section;
-    return NULL;
+    return mock_config_root ? sx_cfg_get(mock_config_root, section) : NULL;
 }
 
 static int mock_config_apply(sx_plugin_ctx *ctx, const sx_config_node *node,

@@ -42,6 +42,10 @@ struct sx_exec {
 
 /* The host API table (static, valid for the whole test). */
 const sx_host_api *sx_mock_host_api(void);
+/* What config_section() returns sections of: the `script_executor` map of
+ * a config the test loaded (borrowed until the next call; NULL = none, the
+ * default). */
+void sx_mock_set_config(const sx_config_node *script_executor);
 /* A plugin context handle to pass to init() (opaque to plugins). */
 sx_plugin_ctx *sx_mock_ctx(void);
 
