@@ -5,11 +5,15 @@
 #   docker run -d -v sx-run:/run/script-executor script-executor
 #
 # PLUGINS (space-separated) picks the plugins to build, one CMake option
-# each (SX_PLUGIN_<NAME>=ON/OFF): script_run backend_native backend_docker
-# backend_fake audit_file.  The build stage makes the Debian packages
-# (cpack, one per plugin); the runtime stage installs the host's and the
-# chosen plugins' packages with apt, so it gets exactly their library
-# dependencies (libcurl only with backend_docker).
+# each (SX_PLUGIN_<NAME>=ON/OFF, every option of plugins/CMakeLists.txt; the
+# others are switched off): script_run backend_native backend_docker
+# backend_k8s backend_fake audit_file audit_siem policy image_catalog
+# approval_sqlite approval_postgres metrics.  The build stage makes the
+# Debian packages (cpack, one per plugin); the runtime stage installs the
+# host's and the chosen plugins' packages with apt, so it gets exactly their
+# library dependencies (libcurl only with backend_docker, backend_k8s,
+# audit_siem or metrics; libsqlite3 with approval_sqlite; libpq with
+# approval_postgres).  For Kubernetes see configs/k8s/Dockerfile.
 # EXTRA_PACKAGES: more Debian packages for the runtime image, e.g. the
 # interpreters scripts use ("python3 ruby"); bash is in the base image.
 #
@@ -23,14 +27,18 @@ FROM debian:12 AS build
 ARG PLUGINS
 RUN set -eu; \
     dev="build-essential cmake pkg-config file libnng-dev libyaml-dev libcjson-dev libssl-dev"; \
-    case " $PLUGINS " in *" backend_docker "*) dev="$dev libcurl4-openssl-dev" ;; esac; \
+    case " $PLUGINS " in *" backend_docker "*|*" backend_k8s "*|*" audit_siem "*|*" metrics "*) \
+      dev="$dev libcurl4-openssl-dev" ;; esac; \
+    case " $PLUGINS " in *" approval_sqlite "*) dev="$dev libsqlite3-dev" ;; esac; \
+    case " $PLUGINS " in *" approval_postgres "*) dev="$dev libpq-dev" ;; esac; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $dev; \
     rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN set -eu; \
-    known="script_run backend_native backend_docker backend_fake audit_file"; \
+    known=$(sed -n 's/^option(SX_PLUGIN_\([A-Z0-9_]*\) .*/\1/p' plugins/CMakeLists.txt | tr 'A-Z' 'a-z'); \
+    known=$(echo $known); \
     [ -n "$(echo $PLUGINS)" ] || { echo "PLUGINS is empty" >&2; exit 1; }; \
     for p in $PLUGINS; do \
       case " $known " in *" $p "*) ;; \

@@ -7,17 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "subscriptions.h"
 #include "sx/sx_util.h"
 
 struct sx_bus {
     nng_socket pub;
+    struct sx_subs *subs;
 };
 
-int sx_bus_open(struct sx_bus **out, const char *external_url, sx_error *err)
+int sx_bus_open(struct sx_bus **out, const char *external_url, struct sx_subs *subs,
+                sx_error *err)
 {
     struct sx_bus *bus = calloc(1, sizeof *bus);
     if (bus == NULL)
         return sx_error_set(err, "out_of_memory", "event bus: out of memory");
+    bus->subs = subs;
     int rv = nng_pub0_open(&bus->pub);
     /* Per-subscriber queue: deep enough that a live `sxctl watch` keeps up
      * with bursts of output, bounded so a stalled subscriber costs at most
@@ -49,6 +53,7 @@ int sx_bus_publish(struct sx_bus *bus, const char *topic, const char *json)
 {
     if (bus == NULL)
         return -1;
+    sx_subs_publish(bus->subs, topic, json);
     size_t tl = strlen(topic), jl = strlen(json);
     nng_msg *msg;
     if (nng_msg_alloc(&msg, 0) != 0)

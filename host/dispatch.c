@@ -8,10 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approval.h"
+#include "catalog.h"
 #include "exec.h"
 #include "executions.h"
+#include "http.h"
 #include "log.h"
+#include "policy.h"
 #include "records.h"
+#include "subscriptions.h"
 #include "sx/sx_util.h"
 
 #define SX_ID_MAX 253
@@ -29,6 +34,9 @@ typedef struct sx_req {
     size_t n_groups;
     int approval_required;
     const cJSON *with;
+    const char *token;          /* caller.token: a credential, never logged */
+    sx_policy_ctx *policy;      /* execute/render: what the policy pipeline decided
+                                   (verified identity, final `with`); owned */
 } sx_req;
 
 static char *print_and_free(cJSON *o)
@@ -82,6 +90,48 @@ static int valid_id(const char *s)
 }
 
 /* Parse the envelope.  Returns NULL on success, else an error reply. */
+/* The first object key that appears twice in one object, anywhere in v,
+ * or NULL.  cJSON keeps both and lookups find the first, while most other
+ * JSON readers keep the last: a request with duplicates could show one
+ * value to an approver or an audit reader and run another. */
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static const char *duplicate_key(const cJSON *v)
+{
+    if (v == NULL)
+        return NULL;
+    if (cJSON_IsObject(v)) { /* sort the keys: hostile objects may have 100k members */
+        size_t n = 0;
+        for (const cJSON *c = v->child; c; c = c->next)
+            n++;
+        if (n > 1) {
+            const char **keys = malloc(n * sizeof *keys);
+            if (keys == NULL)
+                return "(out of memory)";
+            size_t i = 0;
+            for (const cJSON *c = v->child; c; c = c->next)
+                keys[i++] = c->string ? c->string : "";
+            qsort(keys, n, sizeof *keys, cmp_key);
+            const char *dup = NULL;
+            for (i = 1; i < n && dup == NULL; i++)
+                if (strcmp(keys[i - 1], keys[i]) == 0)
+                    dup = keys[i];
+            free(keys);
+            if (dup)
+                return dup;
+        }
+    }
+    for (const cJSON *c = v->child; c; c = c->next) {
+        const char *inner = duplicate_key(c);
+        if (inner)
+            return inner;
+    }
+    return NULL;
+}
+
 static char *parse_request(sx_req *r, const char *msg, size_t len)
 {
     memset(r, 0, sizeof *r);
@@ -94,6 +144,11 @@ static char *parse_request(sx_req *r, const char *msg, size_t len)
     if (!cJSON_IsObject(r->json))
         return error_reply(NULL, SX_STATUS_REJECTED, "invalid_request",
                            "request must be a JSON object");
+    const char *dup = duplicate_key(r->json);
+    if (dup)
+        return error_reply(NULL, SX_STATUS_REJECTED, "invalid_request",
+                           "key '%.200s' appears twice in one object: refused, readers disagree "
+                           "on which one counts", dup);
     static const char *const known[] = {"op", "execution_id", "step_name", "runbook_id", "type",
                                         "caller", "approval_required", "approvers", "with", NULL};
     for (const cJSON *it = r->json->child; it; it = it->next) {
@@ -145,14 +200,17 @@ static char *parse_request(sx_req *r, const char *msg, size_t len)
                     r->groups[r->n_groups++] = g->valuestring;
                 }
             } else if (strcmp(it->string, "token") == 0) {
-                /* Refused rather than ignored: nothing here verifies it yet. */
-                return error_reply(r, SX_STATUS_REJECTED, "unsupported_parameter",
-                                   "caller.token is given but no policy plugin is loaded to "
-                                   "verify it; this deployment trusts caller.user and "
-                                   "caller.groups as sent");
+                /* verified (or refused) by the policy pipeline, policy.c */
+                if (!cJSON_IsString(it) || it->valuestring[0] == '\0' ||
+                    strlen(it->valuestring) > 16384)
+                    return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
+                                       "caller.token must be a non-empty string of at most "
+                                       "16384 bytes");
+                r->token = it->valuestring;
             } else {
                 return error_reply(r, SX_STATUS_REJECTED, "invalid_request",
-                                   "unknown field 'caller.%s'; known: user, groups", it->string);
+                                   "unknown field 'caller.%s'; known: user, groups, token",
+                                   it->string);
             }
         }
     }
@@ -211,11 +269,49 @@ static void fill_step_request(const sx_req *r, sx_step_request *sr, char **with_
     sr->step_name = r->step_name;
     sr->runbook_id = r->runbook_id;
     sr->type = r->type;
-    sr->user = r->user;
-    sr->groups = r->groups;
-    sr->n_groups = r->n_groups;
-    *with_json = r->with ? cJSON_PrintUnformatted(r->with) : strdup("{}");
+    /* the verified identity and the `with` the policy pipeline settled on */
+    const sx_identity *id = sx_policy_identity(r->policy);
+    sr->user = id->user;
+    sr->groups = (const char *const *)id->groups.v;
+    sr->n_groups = id->groups.n;
+    *with_json = strdup(sx_policy_with(r->policy));
     sr->with_json = *with_json ? *with_json : "{}";
+}
+
+/* Add the findings (a JSON array text, may be NULL) to the "error" object
+ * of a reply or record. */
+static void add_findings(cJSON *o, const char *findings)
+{
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    cJSON *f = findings ? cJSON_Parse(findings) : NULL;
+    if (cJSON_IsObject(e) && cJSON_IsArray(f))
+        cJSON_AddItemToObject(e, "findings", f);
+    else
+        cJSON_Delete(f);
+}
+
+/* Steps 1-2 of the policy pipeline for execute and render (policy.h):
+ * authenticate, image catalog, authorize.  Sets r->policy; returns NULL,
+ * or the `rejected` reply (with the findings, if any). */
+static char *admit(sx_host *host, sx_req *r, const sx_origin *origin)
+{
+    char *with_json = r->with ? cJSON_PrintUnformatted(r->with) : NULL;
+    sx_admission in = {
+        .op = r->op, .execution_id = r->execution_id, .step_name = r->step_name,
+        .runbook_id = r->runbook_id, .type = r->type, .claimed_user = r->user,
+        .claimed_groups = r->groups, .n_claimed_groups = r->n_groups, .token = r->token,
+        .origin = origin, .with_json = with_json};
+    char *findings = NULL;
+    sx_error err = {{0}, {0}};
+    int rv = sx_policy_admit(host, &in, &r->policy, &findings, &err);
+    free(with_json);
+    if (rv == 0 && r->policy != NULL)
+        return NULL;
+    cJSON *o = reply_new(sx_status_name(SX_STATUS_REJECTED), r);
+    add_error(o, err.code[0] ? err.code : "out_of_memory", err.message);
+    add_findings(o, findings);
+    free(findings);
+    return print_and_free(o);
 }
 
 /* Copy the reply's output fields the audit trail keeps into `rec`. */
@@ -234,6 +330,31 @@ static void finished_fields(cJSON *rec, const cJSON *output)
     }
 }
 
+/* The spec's execution_complete log fields (execution_id, duration_seconds,
+ * exit_code, status) from the reply about to be sent, and the error code. */
+static char *finish_log_fields(const sx_req *r, const cJSON *reply)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "execution_id", r->execution_id);
+    cJSON_AddStringToObject(f, "step_name", r->step_name);
+    const cJSON *output = cJSON_GetObjectItemCaseSensitive(reply, "output");
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(output, "duration_seconds");
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(output, "exit_code");
+    cJSON_AddItemToObject(f, "duration_seconds",
+                          cJSON_IsNumber(d) ? cJSON_CreateNumber(d->valuedouble) : cJSON_CreateNull());
+    cJSON_AddItemToObject(f, "exit_code",
+                          cJSON_IsNumber(x) ? cJSON_CreateNumber(x->valuedouble) : cJSON_CreateNull());
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(reply, "status");
+    cJSON_AddStringToObject(f, "status", cJSON_IsString(st) ? st->valuestring : "");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(reply, "error"), "code");
+    if (cJSON_IsString(code))
+        cJSON_AddStringToObject(f, "error_code", code->valuestring);
+    char *text = cJSON_PrintUnformatted(f);
+    cJSON_Delete(f);
+    return text;
+}
+
 /* Audit a request refused before it became an execution ("every request is
  * audited"), then hand back the reply.  An audit failure here can only be
  * logged: nothing ran. */
@@ -241,11 +362,17 @@ static char *audit_refusal(sx_host *host, const sx_req *r, char *reply)
 {
     cJSON *parsed = reply ? cJSON_Parse(reply) : NULL;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(parsed, "error");
+    /* once the policy pipeline ran, only a verified user is "user" */
+    const sx_identity *id = r && r->policy ? sx_policy_identity(r->policy) : NULL;
+    const char *user = id ? (id->method[0] ? id->user : NULL) : r ? r->user : NULL;
     cJSON *rec = sx_record_new_ids("request.rejected", "request_rejected", r ? r->execution_id : NULL,
-                                   r ? r->step_name : NULL, r ? r->runbook_id : NULL,
-                                   r ? r->user : NULL);
+                                   r ? r->step_name : NULL, r ? r->runbook_id : NULL, user);
     if (r && r->op)
         cJSON_AddStringToObject(rec, "op", r->op);
+    if (r && r->user && (user == NULL || strcmp(user, r->user) != 0))
+        cJSON_AddStringToObject(rec, "claimed_user", r->user);
+    if (r)
+        sx_policy_audit_fields(r->policy, rec);
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(parsed, "status");
     if (cJSON_IsString(st))
         cJSON_AddStringToObject(rec, "status", st->valuestring);
@@ -258,24 +385,20 @@ static char *audit_refusal(sx_host *host, const sx_req *r, char *reply)
     return reply;
 }
 
-static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, void *waiter_arg,
-                        int *parked)
+/* The execute flow once admitted (and, when the step requires approval,
+ * approved: `approval` is the approved record and `ast` the step as the
+ * approval workflow sees it; both NULL otherwise). */
+static char *execute_admitted(sx_host *host, const sx_req *r, struct sx_plugin_ctx *step,
+                              sx_waiter_fn waiter, void *waiter_arg, int *parked,
+                              const sx_approval_step *ast, const cJSON *approval)
 {
-    char *bad = need_ids(r);
-    struct sx_plugin_ctx *step = NULL;
-    if (bad == NULL)
-        bad = need_step_type(host, r, &step);
-    if (bad)
-        return audit_refusal(host, r, bad);
-    if (r->approval_required)
-        return audit_refusal(host, r, error_reply(r, SX_STATUS_REJECTED, "approval_unavailable",
-                           "step '%s' requires approval but no approval plugin is loaded: "
-                           "it will not run unapproved", r->step_name));
 
     sx_error err = {{0}, {0}};
     sx_exec *exec;
-    if (sx_exec_create(host, r->execution_id, r->step_name, r->runbook_id, r->user, &exec, &err) != 0)
+    if (sx_exec_create(host, r->execution_id, r->step_name, r->runbook_id,
+                       sx_policy_identity(r->policy)->user, &exec, &err) != 0)
         return audit_refusal(host, r, error_reply(r, SX_STATUS_ERROR, err.code, "%s", err.message));
+    exec->policy = r->policy; /* borrowed: the request outlives the exec */
     char *stored = NULL;
     switch (sx_executions_begin(host->executions, r->execution_id, r->step_name, exec, &stored,
                                 waiter, waiter_arg)) {
@@ -298,15 +421,23 @@ static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, voi
     case SX_BEGIN_NEW:
         break;
     }
+    /* an approved step: claim the approval (exactly once, across replicas) */
+    char *claim_refusal = NULL;
+    if (approval && sx_approval_consume(host->approvals, ast, &claim_refusal) != 0) {
+        sx_executions_abandon(host->executions, r->execution_id, r->step_name,
+                              claim_refusal ? claim_refusal : "{\"status\":\"error\"}");
+        sx_exec_destroy(exec);
+        return claim_refusal;
+    }
 
     /* accepted: durable before anything else happens */
     cJSON *rec = sx_record_new(exec, "exec.accepted", "execution_accepted");
     cJSON_AddStringToObject(rec, "type", r->type);
-    cJSON *groups = cJSON_AddArrayToObject(rec, "groups");
-    for (size_t i = 0; i < r->n_groups; i++)
-        cJSON_AddItemToArray(groups, cJSON_CreateString(r->groups[i]));
+    sx_policy_audit_fields(r->policy, rec); /* auth_method, verified groups */
     if (sx_record_commit(host, "exec.accepted", rec, &err) != 0) {
         char *refusal = error_reply(r, SX_STATUS_ERROR, "audit_unavailable", "%s", err.message);
+        if (approval)
+            sx_approval_release(host->approvals, ast); /* it did not run */
         sx_executions_abandon(host->executions, r->execution_id, r->step_name,
                               refusal ? refusal : "{\"status\":\"error\"}");
         sx_exec_destroy(exec);
@@ -336,6 +467,7 @@ static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, voi
             output = cJSON_CreateObject();
         }
         sx_exec_add_output(exec, output);
+        sx_approval_output(approval, output); /* approved_by, approved_at */
     }
     /* every non-success carries an error */
     int has_error = reply.status != SX_STATUS_SUCCEEDED;
@@ -359,10 +491,13 @@ static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, voi
     cJSON_Delete(info);
     if (output)
         finished_fields(rec, output);
+    /* the script check's findings, when it is what refused the step */
+    const char *findings = has_error ? sx_policy_findings_for(r->policy, reply.error.code) : NULL;
     if (has_error) {
         cJSON *e = cJSON_AddObjectToObject(rec, "error");
         cJSON_AddStringToObject(e, "code", reply.error.code);
         cJSON_AddStringToObject(e, "message", reply.error.message);
+        add_findings(rec, findings);
     }
     sx_error rerr = {{0}, {0}};
     if (sx_record_commit(host, topic, rec, &rerr) != 0) {
@@ -372,13 +507,18 @@ static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, voi
     }
     if (output)
         cJSON_AddItemToObject(out, "output", output);
-    if (has_error)
+    if (has_error) {
         add_error(out, reply.error.code, reply.error.message);
+        add_findings(out, findings);
+    }
+    char *log_fields = finish_log_fields(r, out);
     char *text = print_and_free(out);
     int show_code = has_error && strcmp(reply.error.code, sx_status_name(reply.status)) != 0;
-    sx_log_fields(SX_LOG_INFO, "host", NULL, "step %s/%s finished: %s%s%s", r->execution_id,
-                  r->step_name, sx_status_name(reply.status), show_code ? " " : "",
-                  show_code ? reply.error.code : "");
+    sx_log_event(SX_LOG_INFO, "host", ran ? "execution_complete" : "execution_rejected", log_fields,
+                 "step %s/%s finished: %s%s%s", r->execution_id, r->step_name,
+                 sx_status_name(reply.status), show_code ? " " : "",
+                 show_code ? reply.error.code : "");
+    free(log_fields);
     /* A pair whose script started is remembered so it never runs twice, and
      * so is a cancelled one (a cancel must not be undone by a resend).  A
      * refusal is not, so a corrected request can run: that includes a
@@ -386,13 +526,70 @@ static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, voi
      * not be entered: the script never ran). */
     int remember = (ran && reply.status != SX_STATUS_REJECTED) ||
                    reply.status == SX_STATUS_CANCELLED;
-    if (remember)
+    if (remember) {
         sx_executions_finish(host->executions, r->execution_id, r->step_name,
                              text ? text : "{\"status\":\"error\"}");
-    else
+    } else {
+        /* refused before the script started: the approval is not used up */
+        if (approval)
+            sx_approval_release(host->approvals, ast);
         sx_executions_abandon(host->executions, r->execution_id, r->step_name,
                               text ? text : "{\"status\":\"error\"}");
+    }
     sx_exec_destroy(exec);
+    return text;
+}
+
+/* The executor a step runs on: with.executor, else the default. */
+static const char *step_executor(sx_host *host, const char *with_json)
+{
+    cJSON *w = with_json ? cJSON_Parse(with_json) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(w, "executor");
+    const char *name = host->settings.default_executor;
+    if (cJSON_IsString(e)) {
+        sx_executor *ex = sx_host_executor(host, e->valuestring);
+        if (ex)
+            name = ex->name; /* host-owned: outlives the request */
+    }
+    cJSON_Delete(w);
+    return name;
+}
+
+static char *op_execute(sx_host *host, const sx_req *r, sx_waiter_fn waiter, void *waiter_arg,
+                        int *parked)
+{
+    char *bad = need_ids(r);
+    struct sx_plugin_ctx *step = NULL;
+    if (bad == NULL)
+        bad = need_step_type(host, r, &step);
+    if (bad)
+        return audit_refusal(host, r, bad);
+    if (!r->approval_required && host->approvals == NULL)
+        return execute_admitted(host, r, step, waiter, waiter_arg, parked, NULL, NULL);
+    if (host->approvals == NULL)
+        return audit_refusal(host, r, error_reply(r, SX_STATUS_REJECTED, "approval_unavailable",
+                           "step '%s' requires approval but no approval store is loaded (or "
+                           "approval.enabled is false): it will not run unapproved", r->step_name));
+    const sx_identity *id = sx_policy_identity(r->policy);
+    const char *with_json = sx_policy_with(r->policy);
+    sx_approval_step ast = {
+        .execution_id = r->execution_id, .step_name = r->step_name, .runbook_id = r->runbook_id,
+        .type = r->type, .executor = step_executor(host, with_json), .with_json = with_json,
+        .user = id->user, .groups = (const char *const *)id->groups.v, .n_groups = id->groups.n,
+        .auth_method = id->method,
+        .approvers = cJSON_GetObjectItemCaseSensitive(r->json, "approvers"),
+        .required = r->approval_required};
+    cJSON *approval = NULL;
+    char *reply = NULL;
+    /* also without approval_required: a step that has an approval record
+     * (pending, denied...) is held to it, so dropping the flag on a resend
+     * cannot get around a deny */
+    if (sx_approval_gate(host->approvals, &ast, &approval, &reply) != 0)
+        return reply; /* pending / denied / expired / mismatch: audited by the workflow */
+    if (approval == NULL) /* not required and never requested */
+        return execute_admitted(host, r, step, waiter, waiter_arg, parked, NULL, NULL);
+    char *text = execute_admitted(host, r, step, waiter, waiter_arg, parked, &ast, approval);
+    cJSON_Delete(approval);
     return text;
 }
 
@@ -411,7 +608,9 @@ static char *op_render(sx_host *host, const sx_req *r)
         sr.step_name = "render";
     sx_step_reply reply = {.struct_size = sizeof reply};
     const sx_step_ops *ops = step->desc->ops;
+    sx_policy_render_enter(r->policy); /* exec_check_script(NULL, ...) finds it */
     ops->render(step->state, &sr, &reply);
+    sx_policy_render_leave();
     free(with_json);
     cJSON *out;
     if (reply.status == SX_STATUS_SUCCEEDED) {
@@ -421,6 +620,7 @@ static char *op_render(sx_host *host, const sx_req *r)
     } else {
         out = reply_new(sx_status_name(reply.status ? reply.status : SX_STATUS_ERROR), r);
         add_error(out, reply.error.code[0] ? reply.error.code : "internal_error", reply.error.message);
+        add_findings(out, sx_policy_findings_for(r->policy, reply.error.code));
     }
     free(reply.output_json);
     return print_and_free(out);
@@ -455,6 +655,11 @@ static char *op_describe(sx_host *host)
         snprintf(abistr, sizeof abistr, "%u.%u", p->desc->abi_major, p->desc->abi_minor);
         cJSON_AddStringToObject(pj, "abi", abistr);
         cJSON_AddStringToObject(pj, "path", p->path);
+        if (p->desc->kind == SX_KIND_SERVICE && p->initialized) { /* e.g. the metrics plugin */
+            const sx_service_ops *sops = p->desc->ops;
+            if (sops->describe)
+                cJSON_AddItemToObject(pj, "details", parse_or_null(sops->describe(p->state)));
+        }
         cJSON_AddItemToArray(plugins, pj);
         if (p->desc->kind == SX_KIND_STEP_TYPE) {
             const sx_step_ops *ops = p->desc->ops;
@@ -481,6 +686,12 @@ static char *op_describe(sx_host *host)
         cJSON_AddItemToObject(ej, "details", parse_or_null(ex->ops->describe(ex->instance)));
         cJSON_AddItemToArray(execs, ej);
     }
+    cJSON_AddItemToObject(out, "http", sx_http_describe(host->http));
+    cJSON_AddItemToObject(out, "subscriptions", sx_subs_describe(host->subs));
+    sx_policy_describe_into(host, out); /* auth mode, policy plugins */
+    cJSON_AddItemToObject(out, "image_catalog", parse_or_null(sx_host_catalog_describe(host)));
+    cJSON *approval = sx_approvals_describe(host->approvals);
+    cJSON_AddItemToObject(out, "approval", approval ? approval : cJSON_CreateNull());
     return print_and_free(out);
 }
 
@@ -501,6 +712,8 @@ static char *op_health(sx_host *host)
         cJSON_AddStringToObject(pj, "state", p->initialized ? "ok" : "not_initialized");
         cJSON_AddItemToArray(plugins, pj);
     }
+    /* events plugins' bus subscriptions lost because they fell behind */
+    cJSON_AddNumberToObject(out, "bus_events_dropped", (double)sx_subs_dropped(host->subs));
     return print_and_free(out);
 }
 
@@ -545,8 +758,8 @@ static char *op_list(sx_host *host)
     return print_and_free(out);
 }
 
-char *sx_dispatch(sx_host *host, const char *msg, size_t len, sx_waiter_fn waiter,
-                  void *waiter_arg, int *parked)
+char *sx_dispatch(sx_host *host, const char *msg, size_t len, const sx_origin *origin,
+                  sx_waiter_fn waiter, void *waiter_arg, int *parked)
 {
     *parked = 0;
     if (len > (size_t)host->settings.max_message_size)
@@ -558,7 +771,10 @@ char *sx_dispatch(sx_host *host, const char *msg, size_t len, sx_waiter_fn waite
     if (reply != NULL) {
         reply = audit_refusal(host, &r, reply);
     } else {
-        if (strcmp(r.op, "execute") == 0)
+        int step_op = strcmp(r.op, "execute") == 0 || strcmp(r.op, "render") == 0;
+        if (step_op && (reply = admit(host, &r, origin)) != NULL)
+            reply = audit_refusal(host, &r, reply);
+        else if (strcmp(r.op, "execute") == 0)
             reply = op_execute(host, &r, waiter, waiter_arg, parked);
         else if (strcmp(r.op, "render") == 0)
             reply = op_render(host, &r);
@@ -577,6 +793,7 @@ char *sx_dispatch(sx_host *host, const char *msg, size_t len, sx_waiter_fn waite
                                 "unknown op '%s'; known: execute, render, describe, health, "
                                 "status, cancel, list", r.op));
     }
+    sx_policy_ctx_free(r.policy);
     cJSON_Delete(r.json);
     return reply;
 }

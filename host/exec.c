@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "log.h"
 #include "records.h"
 #include "sx/sx_util.h"
 #include "utf8.h"
@@ -108,6 +109,23 @@ int sx_exec_cancel_fd_cb(sx_exec *e) { return e->cancel_fd; }
 
 int sx_exec_cancelled_cb(sx_exec *e) { return atomic_load(&e->cancelled); }
 
+/* The spec's execution_start log fields (execution_id, user, runbook_id,
+ * image) and a few more, from the start record (values of env never). */
+static char *start_log_fields(const cJSON *rec)
+{
+    static const char *const keep[] = {"execution_id", "step_name", "user", "runbook_id", "image",
+                                       "executor", "backend", "interpreter", "script_hash", NULL};
+    cJSON *f = cJSON_CreateObject();
+    for (const char *const *k = keep; *k; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, *k);
+        if (cJSON_IsString(v))
+            cJSON_AddStringToObject(f, *k, v->valuestring);
+    }
+    char *text = cJSON_PrintUnformatted(f);
+    cJSON_Delete(f);
+    return text;
+}
+
 int sx_exec_started_cb(sx_exec *e, const char *extra_json, sx_error *err)
 {
     cJSON *extra = NULL;
@@ -126,11 +144,18 @@ int sx_exec_started_cb(sx_exec *e, const char *extra_json, sx_error *err)
     cJSON *info = sx_exec_info_copy(e);
     sx_json_merge(rec, info);
     sx_json_merge(rec, extra);
+    if (!cJSON_HasObjectItem(rec, "image")) /* one shape for every backend */
+        cJSON_AddNullToObject(rec, "image");
     cJSON_Delete(info);
     cJSON_Delete(extra);
+    char *log_fields = start_log_fields(rec);
     int rv = sx_record_commit(e->host, "exec.started", rec, err);
-    if (rv == 0)
+    if (rv == 0) {
         atomic_store(&e->started, 1);
+        sx_log_event(SX_LOG_INFO, "host", "execution_start", log_fields,
+                     "step %s/%s started", e->execution_id, e->step_name);
+    }
+    free(log_fields);
     return rv;
 }
 

@@ -30,6 +30,9 @@ struct sx_exec {
     int capture_ready;
     cJSON *info;                   /* exec_set_info fields */
     sx_executor *executor;         /* bound by info "executor" */
+    struct sx_policy_ctx *policy;  /* identity, executor, final `with` (policy.h);
+                                      borrowed from the request, which outlives
+                                      the exec (dispatch.c) */
 };
 
 int sx_exec_create(sx_host *host, const char *execution_id, const char *step_name,

@@ -41,7 +41,25 @@ struct sx_executions {
     sx_run *done_head, *done_tail;
     size_t n_waiters;
     int closed;
+    sx_load_fn observer;        /* told of every change of running / n_waiters */
+    void *observer_arg;
 };
+
+/* Tell the observer (caller holds the lock, so reports come in order). */
+static void notify_load(struct sx_executions *t)
+{
+    if (t->observer)
+        t->observer(t->observer_arg, t->running, t->n_waiters, t->max_concurrent);
+}
+
+void sx_executions_set_observer(struct sx_executions *t, sx_load_fn fn, void *arg)
+{
+    pthread_mutex_lock(&t->lock);
+    t->observer = fn;
+    t->observer_arg = arg;
+    notify_load(t);
+    pthread_mutex_unlock(&t->lock);
+}
 
 static size_t bucket_of(const char *id, const char *step)
 {
@@ -133,6 +151,7 @@ sx_begin_result sx_executions_begin(struct sx_executions *t, const char *id,
             w->next = r->waiters;
             r->waiters = w;
             t->n_waiters++;
+            notify_load(t);
             pthread_mutex_unlock(&t->lock);
             return SX_BEGIN_PARKED;
         }
@@ -159,6 +178,7 @@ sx_begin_result sx_executions_begin(struct sx_executions *t, const char *id,
         r->started_at = sx_now_monotonic();
         *slot = r;
         t->running++;
+        notify_load(t);
         pthread_mutex_unlock(&t->lock);
         return SX_BEGIN_NEW;
     }
@@ -222,6 +242,7 @@ void sx_executions_finish(struct sx_executions *t, const char *id, const char *s
             while (t->done_count > t->retention && t->done_head)
                 forget_oldest(t);
         }
+        notify_load(t);
     }
     pthread_cond_broadcast(&t->changed);
     pthread_mutex_unlock(&t->lock);
@@ -240,6 +261,7 @@ void sx_executions_abandon(struct sx_executions *t, const char *id, const char *
         *slot = r->next;
         t->running--;
         run_free(r);
+        notify_load(t);
     }
     pthread_cond_broadcast(&t->changed);
     pthread_mutex_unlock(&t->lock);

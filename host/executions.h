@@ -62,6 +62,14 @@ cJSON *sx_executions_status(struct sx_executions *t, const char *execution_id,
 cJSON *sx_executions_list(struct sx_executions *t);
 size_t sx_executions_running(struct sx_executions *t);
 
+/* Told of every change of the load: runs in flight, parked repeats
+ * waiting for one, and max_concurrent.  Called with the table's lock held
+ * (so reports arrive in order): it must be quick and must not call back
+ * into the table. */
+typedef void (*sx_load_fn)(void *arg, size_t running, size_t waiting, size_t max_concurrent);
+/* Set the observer (NULL = none) and report the current load to it once. */
+void sx_executions_set_observer(struct sx_executions *t, sx_load_fn fn, void *arg);
+
 /* Refuse new runs from now on (they get SX_BEGIN_CLOSED). */
 void sx_executions_close(struct sx_executions *t);
 /* Wait until no run is in flight or `timeout_ms` passed; returns the

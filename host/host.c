@@ -11,9 +11,16 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "catalog.h"
 #include "config.h"
 #include "executions.h"
+#include "approval.h"
+#include "health.h"
+#include "host_events.h"
+#include "http.h"
 #include "log.h"
+#include "policy.h"
+#include "subscriptions.h"
 #include "sx/sx_util.h"
 
 /* Sections of `script_executor:` the host itself reads. */
@@ -22,7 +29,8 @@ static const char *const host_sections[] = {
 
 /* Sections plugins read (through config_section); bit i = plugin_sections[i]. */
 static const char *const plugin_sections[] = {
-    "security", "audit", "image", "kubernetes", "approval", "monitoring", "secrets", NULL};
+    "security", "audit", "image", "kubernetes", "approval", "monitoring", "secrets",
+    "identity", "rbac", "limits", NULL};
 
 #define OPT(type, name, def, flags, field, desc) \
     {type, name, def, flags, offsetof(sx_host_settings, field), desc}
@@ -39,6 +47,13 @@ static const sx_option server_options[] = {
         "on SIGTERM, how long in-flight executions may finish before they are cancelled"),
     OPT(SX_OPT_INT, "idempotency_retention", "10000", 0, idempotency_retention,
         "finished (execution_id, step_name) results remembered for repeats"),
+    OPT(SX_OPT_STRING, "http", NULL, 0, http,
+        "HTTP address for /healthz, /readyz and plugins' routes, http://HOST:PORT (port 0 = any "
+        "free port); absent or \"\" = no HTTP"),
+    OPT(SX_OPT_SIZE, "http_max_body", "1Mi", 0, http_max_body,
+        "largest HTTP request body accepted, bytes; more gets 413"),
+    OPT(SX_OPT_NODE, "auth", NULL, 0, auth,
+        "how callers on `listen` are verified: {mode, ipc_permissions} (docs/policy.md)"),
     {SX_OPT_END, NULL, NULL, 0, 0, NULL}};
 
 static const sx_option plugins_options[] = {
@@ -72,8 +87,8 @@ static int check_sections(sx_host *host, sx_error *err)
         return sx_error_set(err, "invalid_config",
                             "unknown key '%s' in script_executor (line %d); known keys: server, "
                             "plugins, executors, default_executor, logging, security, audit, "
-                            "image, kubernetes, approval, monitoring, secrets",
-                            key, sx_cfg_line(node));
+                            "image, kubernetes, approval, monitoring, secrets, identity, rbac, "
+                            "limits", key, sx_cfg_line(node));
     }
     return 0;
 }
@@ -355,6 +370,8 @@ static char *default_plugin_dir(void)
     return strdup(SX_DEV_PLUGIN_DIR);
 }
 
+static int open_approvals(sx_host *host, sx_error *err);
+
 int sx_host_open(sx_host *host, const char *config_path, const char *plugin_dir, sx_error *err)
 {
     memset(host, 0, sizeof *host);
@@ -384,14 +401,43 @@ int sx_host_open(sx_host *host, const char *config_path, const char *plugin_dir,
                                             (size_t)host->settings.idempotency_retention);
     if (host->executions == NULL)
         return sx_error_set(err, "out_of_memory", "out of memory");
-    if (load_plugins(host, err) != 0 || create_executors(host, err) != 0)
+    if (host->settings.http_max_body < 0 || host->settings.http_max_body > (int64_t)1 << 30)
+        return sx_error_set(err, "invalid_config",
+                            "script_executor.server.http_max_body must be 0..1GiB");
+    /* before plugins: their init() may subscribe and add HTTP routes */
+    host->subs = sx_subs_create(SX_SUBS_QUEUE_EVENTS, SX_SUBS_QUEUE_BYTES);
+    if (host->subs == NULL)
+        return sx_error_set(err, "out_of_memory", "out of memory");
+    if (sx_http_create(&host->http, host->settings.http, host->settings.http_max_body, err) != 0 ||
+        sx_health_add_routes(host, err) != 0)
+        return -1;
+    if (load_plugins(host, err) != 0 || sx_host_catalog_check(host, err) != 0 ||
+        create_executors(host, err) != 0 || sx_policy_configure(host, err) != 0 ||
+        open_approvals(host, err) != 0)
         return -1;
     return 0;
 }
 
+/* The approval workflow (approval.h) when a store is loaded, and its HTTP
+ * API: without server.http nobody could decide, so that is refused. */
+static int open_approvals(sx_host *host, sx_error *err)
+{
+    if (sx_approvals_open(host, &host->approvals, err) != 0)
+        return -1;
+    if (host->approvals == NULL)
+        return 0;
+    if (!sx_http_enabled(host->http))
+        return sx_error_set(err, "invalid_config", "an approval store is loaded but "
+                            "script_executor.server.http is not set: the approval API "
+                            "(/api/v1/approvals/) needs it, or nobody could approve");
+    sx_http_route r = {.struct_size = sizeof r, .method = NULL, .path = "/api/v1/approvals/",
+                       .handler = sx_approval_http, .arg = host->approvals};
+    return sx_http_add_route(host->http, "host", &r, err);
+}
+
 int sx_host_start_bus(sx_host *host, sx_error *err)
 {
-    return sx_bus_open(&host->bus, host->settings.events, err);
+    return sx_bus_open(&host->bus, host->settings.events, host->subs, err);
 }
 
 void sx_host_report_unused_sections(sx_host *host)
@@ -434,6 +480,13 @@ void sx_host_flush_sinks(sx_host *host)
 
 void sx_host_close(sx_host *host)
 {
+    /* No HTTP handler, bus subscriber or load report may reach a plugin
+     * or the bus from here on: they stop before anything is torn down. */
+    sx_http_stop(host->http);
+    sx_subs_stop(host->subs);
+    sx_host_events_stop(host);
+    sx_approvals_close(host->approvals); /* before the store's fini */
+    host->approvals = NULL;
     sx_host_flush_sinks(host);
     for (size_t i = 0; i < host->n_executors; i++) {
         sx_executor *ex = &host->executors[i];
@@ -447,6 +500,8 @@ void sx_host_close(sx_host *host)
         sx_plugin_close(host->plugins[i]);
     free(host->plugins);
     sx_bus_close(host->bus);
+    sx_http_destroy(host->http);
+    sx_subs_destroy(host->subs);
     sx_executions_destroy(host->executions);
     sx_cfg_options_free(server_options, &host->settings);
     sx_cfg_options_free(plugins_options, &host->settings);

@@ -17,6 +17,9 @@
 
 struct sx_bus;
 struct sx_executions;
+struct sx_http;
+struct sx_subs;
+struct sx_approvals;
 
 #define SX_HOST_VERSION "0.1.0"
 #define SX_DEFAULT_MAX_OUTPUT_BYTES (1024 * 1024)
@@ -33,6 +36,9 @@ typedef struct sx_host_settings {
     sx_strlist load;
     char *default_executor;
     char *log_level;
+    char *http;                        /* server.http, NULL/"" = off */
+    int64_t http_max_body;
+    const sx_config_node *auth;        /* server.auth (borrowed; policy.c parses it) */
 } sx_host_settings;
 
 /* A named executor: an instance of a backend plugin. */
@@ -57,9 +63,14 @@ typedef struct sx_host {
     sx_host_api api;
     struct sx_bus *bus;
     struct sx_executions *executions;
+    struct sx_http *http;              /* HTTP listeners and routes (http.h) */
+    struct sx_subs *subs;              /* plugins' bus subscriptions */
+    struct sx_approvals *approvals;    /* the approval workflow, NULL when no store */
     pthread_mutex_t sections_lock;
     unsigned sections_used;            /* bit per known section read by a plugin */
     atomic_int accepting;              /* 0 once shutdown began */
+    int auth_mode;                     /* sx_auth_mode of the listener (policy.h) */
+    int ipc_permissions;               /* ipc:// socket file mode, -1 = umask's */
 } sx_host;
 
 /* Load config, plugins and executors.  plugin_dir may override the

@@ -9,8 +9,12 @@
 #include "config.h"
 #include "exec.h"
 #include "host.h"
+#include "http.h"
 #include "loader.h"
 #include "log.h"
+#include "policy.h"
+#include "records.h"
+#include "subscriptions.h"
 #include "sx/sx_util.h"
 
 static void api_log(sx_plugin_ctx *ctx, sx_log_level level, const char *fmt, ...)
@@ -38,8 +42,8 @@ static int api_publish(sx_plugin_ctx *ctx, const char *topic, const char *json)
     return sx_bus_publish(ctx->host->bus, topic, json);
 }
 
-/* A plugin's record gets what every audit record has: time, topic and the
- * plugin's name (unless the plugin set them). */
+/* A plugin's record gets what every audit record has: time, topic, the
+ * plugin's name and a record_id (unless the plugin set them). */
 static int api_record(sx_plugin_ctx *ctx, const char *topic, const char *json, sx_error *err)
 {
     cJSON *rec = cJSON_Parse(json);
@@ -56,6 +60,7 @@ static int api_record(sx_plugin_ctx *ctx, const char *topic, const char *json, s
         cJSON_AddStringToObject(rec, "topic", topic);
     if (!cJSON_HasObjectItem(rec, "plugin"))
         cJSON_AddStringToObject(rec, "plugin", ctx->desc->name);
+    sx_record_stamp(rec);
     char *full = cJSON_PrintUnformatted(rec);
     cJSON_Delete(rec);
     if (full == NULL)
@@ -96,36 +101,36 @@ static int api_service_find(sx_plugin_ctx *ctx, sx_plugin_kind kind, const char 
     return -1;
 }
 
-/* ABI 1.2 services.  TEMPORARY until the policy pipeline (host/policy.c)
- * and the HTTP server / bus subscriptions (host/http.c) land in this
- * session: they refuse clearly instead of pretending. */
+/* ABI 1.2: the policy pipeline (policy.c).  caller_authenticate runs the
+ * policy plugins' authenticate chain (trusted claimed identity when none is
+ * loaded); exec_check_script asks every policy plugin about the script of
+ * this execution (exec NULL: the render in progress on this thread). */
 static int api_caller_authenticate(sx_plugin_ctx *ctx, const sx_caller *caller, sx_identity *id,
                                    sx_error *err)
 {
-    (void)ctx, (void)caller, (void)id;
-    return sx_error_set(err, "unauthenticated", "no policy plugin can verify callers yet");
+    return sx_policy_authenticate(ctx->host, caller, id, err);
 }
 
 static int api_exec_check_script(sx_exec *exec, const char *interpreter, const char *script,
                                  size_t script_len, char **findings, sx_error *err)
 {
-    (void)exec, (void)interpreter, (void)script, (void)script_len, (void)err;
-    if (findings)
-        *findings = NULL;
-    return 0;
+    return sx_policy_check_script(exec ? exec->host : NULL, exec ? exec->policy : NULL,
+                                  interpreter, script, script_len, findings, err);
 }
 
+/* The route is copied into the listener's table (http.c); the handler
+ * runs on the host's HTTP worker threads until shutdown, before fini(). */
 static int api_http_route(sx_plugin_ctx *ctx, const sx_http_route *route, sx_error *err)
 {
-    (void)ctx, (void)route;
-    return sx_error_set(err, "invalid_config", "this host does not serve HTTP yet");
+    return sx_http_add_route(ctx->host->http, ctx->desc->name, route, err);
 }
 
+/* A thread and a bounded queue per subscription (subscriptions.c); fn runs
+ * there until the host stops the subscriptions, before any fini(). */
 static int api_bus_subscribe(sx_plugin_ctx *ctx, const char *topic_prefix, sx_event_fn fn,
                              void *arg, sx_error *err)
 {
-    (void)ctx, (void)topic_prefix, (void)fn, (void)arg;
-    return sx_error_set(err, "invalid_config", "bus subscriptions are not available yet");
+    return sx_subs_add(ctx->host->subs, ctx->desc->name, topic_prefix, fn, arg, err);
 }
 
 void sx_host_api_init(sx_host_api *api)

@@ -42,7 +42,7 @@ static size_t min_ops_size(sx_plugin_kind kind)
     case SX_KIND_POLICY: return offsetof(sx_policy_ops, describe) + sizeof(void *);
     case SX_KIND_IMAGE_CATALOG: return offsetof(sx_catalog_ops, describe) + sizeof(void *);
     case SX_KIND_SERVICE: return offsetof(sx_service_ops, ready) + sizeof(void *);
-    case SX_KIND_APPROVAL: return offsetof(sx_approval_ops, ready) + sizeof(void *);
+    case SX_KIND_APPROVAL: return offsetof(sx_approval_ops, release) + sizeof(void *);
     default: return 0; /* reserved kinds are refused below */
     }
 }
@@ -76,7 +76,11 @@ int sx_plugin_abi_check(const sx_plugin_descriptor *d, const char *path, sx_erro
     size_t need = min_ops_size(d->kind);
     if ((d->kind == SX_KIND_POLICY || d->kind == SX_KIND_IMAGE_CATALOG ||
          d->kind == SX_KIND_SERVICE || d->kind == SX_KIND_APPROVAL) && d->abi_minor < 2)
-        need = 0; /* these kinds exist since 1.2 */
+        return sx_error_set(err, "plugin_invalid",
+                            "plugin %s (%s): kind %d (%s) exists since SDK ABI 1.2, but the plugin "
+                            "was built for ABI %u.%u: rebuild it against SDK %d.%d",
+                            path, d->name, (int)d->kind, sx_plugin_kind_name(d->kind),
+                            d->abi_major, d->abi_minor, SX_ABI_MAJOR, SX_ABI_MINOR);
     if (need == 0)
         return sx_error_set(err, "plugin_invalid",
                             "plugin %s (%s): kind %d (%s) is not supported by this host",
@@ -104,7 +108,7 @@ int sx_plugin_abi_check(const sx_plugin_descriptor *d, const char *path, sx_erro
     } else if (d->kind == SX_KIND_APPROVAL) {
         const sx_approval_ops *o = d->ops;
         missing = !o->create ? "create" : !o->get ? "get" : !o->decide ? "decide"
-                : !o->consume ? "consume" : !o->list ? "list" : NULL;
+                : !o->consume ? "consume" : !o->list ? "list" : !o->release ? "release" : NULL;
     }
     if (missing)
         return sx_error_set(err, "plugin_invalid", "plugin %s (%s): required %s op '%s' is NULL",

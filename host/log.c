@@ -74,3 +74,24 @@ void sx_log_fields(sx_log_level level, const char *component,
     sx_log_v(level, component, fields_json, fmt, ap);
     va_end(ap);
 }
+
+void sx_log_event(sx_log_level level, const char *component, const char *event,
+                  const char *fields_json, const char *fmt, ...)
+{
+    if ((int)level < sx_log_min_level)
+        return;
+    cJSON *fields = fields_json ? cJSON_Parse(fields_json) : NULL;
+    if (!cJSON_IsObject(fields)) {
+        cJSON_Delete(fields);
+        fields = cJSON_CreateObject();
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(fields, "event");
+    cJSON_AddStringToObject(fields, "event", event ? event : "");
+    char *text = cJSON_PrintUnformatted(fields);
+    cJSON_Delete(fields);
+    va_list ap;
+    va_start(ap, fmt);
+    sx_log_v(level, component, text, fmt, ap);
+    va_end(ap);
+    free(text);
+}

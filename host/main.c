@@ -12,7 +12,10 @@
 
 #include "executions.h"
 #include "host.h"
+#include "host_events.h"
+#include "http.h"
 #include "log.h"
+#include "policy.h"
 #include "server.h"
 
 #define SX_DEFAULT_CONFIG "/etc/script-executor/config.yaml"
@@ -48,8 +51,10 @@ static void print_report(const sx_host *host)
                host->settings.default_executor && strcmp(host->settings.default_executor, ex->name) == 0
                    ? "  (default)" : "");
     }
-    printf("listen: %s\nevents: %s\n", host->settings.listen,
-           host->settings.events ? host->settings.events : "(none)");
+    printf("listen: %s\nevents: %s\nhttp: %s\n", host->settings.listen,
+           host->settings.events ? host->settings.events : "(none)",
+           host->settings.http && *host->settings.http ? host->settings.http : "(none)");
+    printf("auth: %s\n", sx_auth_mode_name(host->auth_mode));
 }
 
 int main(int argc, char **argv)
@@ -108,14 +113,18 @@ int main(int argc, char **argv)
     }
 
     struct sx_server *server = NULL;
-    if (sx_host_start_bus(&host, &err) != 0 || sx_server_start(&host, &server, &err) != 0) {
+    if (sx_host_start_bus(&host, &err) != 0 || sx_http_start(host.http, &err) != 0 ||
+        sx_server_start(&host, &server, &err) != 0) {
         sx_log_fields(SX_LOG_ERROR, "host", NULL, "%s: %s", err.code, err.message);
         sx_host_close(&host);
         return 1;
     }
-    sx_log(SX_LOG_INFO, "host", "script-executor %s ready: listening on %s, events on %s",
+    sx_host_events_start(&host);
+    const char *http_url = sx_http_bound_url(host.http, NULL, NULL);
+    sx_log(SX_LOG_INFO, "host", "script-executor %s ready: listening on %s, events on %s, HTTP on %s",
            SX_HOST_VERSION, host.settings.listen,
-           host.settings.events ? host.settings.events : "(inproc only)");
+           host.settings.events ? host.settings.events : "(inproc only)",
+           http_url ? http_url : "(none)");
 
     for (;;) {
         int sig;

@@ -1,8 +1,11 @@
 /*
  * records.h - audit records: built here, made durable in every event sink,
  * then published on the bus.  A record is a JSON object with "time",
- * "topic", "event" (the spec's log event name), the execution's ids and
- * user, plus the fields of the moment.
+ * "record_id", "topic", "event" (the spec's log event name), the
+ * execution's ids and user, plus the fields of the moment (docs/audit.md
+ * lists them).  Approval records (issue 6) go through the same path
+ * (sx_record_commit, or a plugin's host->record) with the topics
+ * approval.requested / approval.granted / approval.denied / approval.expired.
  */
 #ifndef SX_HOST_RECORDS_H
 #define SX_HOST_RECORDS_H
@@ -11,6 +14,10 @@
 
 #include "host.h"
 
+/* Add "record_id" (a random UUID, unless rec has one): every record
+ * carries a unique id, so a consumer that may see a record twice (the SIEM:
+ * delivery is at-least-once) can deduplicate. */
+void sx_record_stamp(cJSON *rec);
 /* A new record for `exec` (owned by the caller). */
 cJSON *sx_record_new(const sx_exec *exec, const char *topic, const char *event);
 /* Same, from loose ids (requests rejected before an execution exists). */

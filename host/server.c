@@ -8,6 +8,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,25 @@ static void parked_deliver(void *arg, const char *reply)
     nng_ctx_send(pk->ctx, pk->aio);
 }
 
+/* Where a request came from: the listener, and on ipc:// the peer's uid
+ * and pid as the kernel reports them (SO_PEERCRED, through nng's pipe
+ * options): not forgeable by the peer. */
+static void origin_of(const struct sx_server *srv, nng_msg *msg, sx_origin *o)
+{
+    o->transport = "nng";
+    o->listener = srv->host->settings.listen;
+    o->peer_uid = -1;
+    o->peer_pid = -1;
+    nng_pipe pipe = nng_msg_get_pipe(msg);
+    uint64_t v;
+    if (nng_pipe_id(pipe) < 0)
+        return;
+    if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &v) == 0 && v <= INT64_MAX)
+        o->peer_uid = (int64_t)v;
+    if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &v) == 0 && v <= INT64_MAX)
+        o->peer_pid = (int64_t)v;
+}
+
 static void *worker_main(void *arg)
 {
     struct sx_server *srv = arg;
@@ -101,7 +121,9 @@ static void *worker_main(void *arg)
         spare->ctx = ctx;
         atomic_fetch_add(&srv->parked, 1); /* counted before anyone can deliver */
         int parked = 0;
-        char *reply = sx_dispatch(srv->host, nng_msg_body(msg), nng_msg_len(msg),
+        sx_origin origin;
+        origin_of(srv, msg, &origin);
+        char *reply = sx_dispatch(srv->host, nng_msg_body(msg), nng_msg_len(msg), &origin,
                                   parked_deliver, spare, &parked);
         if (parked) {
             /* the context now belongs to the parked waiter; take a new one */
@@ -171,7 +193,14 @@ int sx_server_start(sx_host *host, struct sx_server **out, sx_error *err)
      * connection is closed) so a hostile peer cannot make us buffer them. */
     nng_socket_set_size(srv->rep, NNG_OPT_RECVMAXSZ, (size_t)host->settings.max_message_size * 2);
     ensure_ipc_dir(host->settings.listen);
-    rv = nng_listen(srv->rep, host->settings.listen, NULL, 0);
+    /* server.auth.ipc_permissions: who may connect to an ipc:// socket
+     * (peer-uid authentication is useless if only we can) */
+    nng_listener listener;
+    rv = nng_listener_create(&listener, srv->rep, host->settings.listen);
+    if (rv == 0 && host->ipc_permissions >= 0)
+        rv = nng_listener_set_int(listener, NNG_OPT_IPC_PERMISSIONS, host->ipc_permissions);
+    if (rv == 0)
+        rv = nng_listener_start(listener, 0);
     if (rv != 0) {
         nng_close(srv->rep);
         free(srv);

@@ -38,6 +38,11 @@
 #   tools/contract-test.sh --plugin-dir build/plugins --plugin backend_docker \
 #       --kind exec.docker --executor-yaml tests/contract/docker.yaml \
 #       --leftover-cmd 'sh tests/contract/leftovers-docker.sh %s'
+#   tests/contract/k8s-contract.sh build/bin/contract_suite --plugin backend_k8s \
+#       --kind exec.kubernetes --dialect sh --interpreter /bin/sh
+#       (exec.kubernetes against the fake API server it starts; ctest
+#       contract_kubernetes; against a real cluster pass --executor-yaml with
+#       your kubeconfig, see docs/contract-suite.md)
 #
 # Exit status: 0 every case passed or was skipped (skips are printed), 1 a case
 # failed, 2 usage error.  Every option may also come from the environment

@@ -2,9 +2,12 @@
 # Run every test: install dependencies, prepare the Docker test environment
 # (tools/docker-env.sh, see docs/test-environment.md), build, run the suite
 # with ctest, then build again with AddressSanitizer + UndefinedBehaviorSanitizer
-# (leaks are failures) and run the suite once more.
+# (leaks are failures) and run the suite once more; last, fuzz the script
+# scanner for a bounded time (SX_FUZZ_SECONDS, default 60; about 75 s with
+# the build of the target).
 #   --plain      only the plain build
 #   --sanitize   only the sanitizer build
+#   --fuzz       only the fuzz run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-all}
@@ -32,4 +35,11 @@ if [ "$mode" = all ] || [ "$mode" = --sanitize ]; then
      ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ctest --output-on-failure --timeout 900)
+fi
+
+if [ "$mode" = all ] || [ "$mode" = --fuzz ]; then
+  # libFuzzer + ASan + UBSan on plugins/policy/script_scan.c (the script
+  # validator's scanner); a crash, leak or hang fails the run.
+  echo "== fuzz: script scanner, ${SX_FUZZ_SECONDS:-60}s =="
+  SX_FUZZ_DIR="${SX_FUZZ_DIR:-$PWD/build-fuzz}" bash tools/fuzz-script-scan.sh "${SX_FUZZ_SECONDS:-60}"
 fi

@@ -3,7 +3,10 @@
 #
 #   tools/test-out-of-tree.sh BUILD_DIR
 #
-# 1. installs BUILD_DIR (already built) into a temporary prefix;
+# 1. installs BUILD_DIR (already built) into a temporary prefix; checks that
+#    sx-sdk.pc and the CMake package carry the installed headers' ABI version
+#    and that find_package(sx-sdk 1.N) accepts it for every N up to its minor
+#    and refuses the next minor and the next major;
 # 2. copies sdk/examples/backend_example to a directory outside the source
 #    tree and builds it against the installed SDK only: with CMake
 #    (find_package(sx-sdk), CMAKE_PREFIX_PATH=prefix) and, separately, with
@@ -55,6 +58,37 @@ for f in "$prefix/bin/script-executor" "$prefix/bin/sxctl" "$prefix/include/sx/s
   [ -e "$f" ] || fail "not installed: $f"
 done
 plugindir=$libdir/script-executor/plugins
+
+# The package version is the ABI version of the installed headers; a plugin
+# asking for any older minor of the same major accepts it (as the loader
+# does), a newer minor or another major does not.
+abi_major=$(sed -n 's/^#define SX_ABI_MAJOR \([0-9][0-9]*\)$/\1/p' "$prefix/include/sx/sx_plugin.h")
+abi_minor=$(sed -n 's/^#define SX_ABI_MINOR \([0-9][0-9]*\)$/\1/p' "$prefix/include/sx/sx_plugin.h")
+[ -n "$abi_major" ] && [ -n "$abi_minor" ] || fail "no SX_ABI_MAJOR/MINOR in the installed sx_plugin.h"
+step "SDK version: $abi_major.$abi_minor (pkg-config, CMake package)"
+[ "$(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --modversion sx-sdk)" = "$abi_major.$abi_minor" ] \
+  || fail "sx-sdk.pc says $(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --modversion sx-sdk), the headers $abi_major.$abi_minor"
+[ "$(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --variable=abi_minor sx-sdk)" = "$abi_minor" ] \
+  || fail "sx-sdk.pc abi_minor is not $abi_minor"
+mkdir -p "$tmp/find"
+cat >"$tmp/find/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.25)
+project(find_sx_sdk NONE)
+find_package(sx-sdk ${WANT} REQUIRED)
+if(NOT SX_SDK_VERSION STREQUAL "${EXPECT}")
+  message(FATAL_ERROR "SX_SDK_VERSION is ${SX_SDK_VERSION}, expected ${EXPECT}")
+endif()
+EOF
+find_sdk() {  # find_sdk VERSION -> 0 when find_package(sx-sdk VERSION) accepts the install
+  rm -rf "$tmp/find-build"
+  "$cmake" -S "$tmp/find" -B "$tmp/find-build" -DCMAKE_PREFIX_PATH="$prefix" -DWANT="$1" \
+    -DEXPECT="$abi_major.$abi_minor" >"$tmp/find.log" 2>&1
+}
+for m in $(seq 0 "$abi_minor"); do
+  find_sdk "$abi_major.$m" || { cat "$tmp/find.log"; fail "find_package(sx-sdk $abi_major.$m) refused $abi_major.$abi_minor"; }
+done
+find_sdk "$abi_major.$((abi_minor + 1))" && fail "find_package(sx-sdk $abi_major.$((abi_minor + 1))) accepted $abi_major.$abi_minor"
+find_sdk "$((abi_major + 1)).0" && fail "find_package(sx-sdk $((abi_major + 1)).0) accepted $abi_major.$abi_minor"
 
 step "copy the example out of the tree and build it with CMake (find_package(sx-sdk))"
 cp -r "$src/sdk/examples/backend_example" "$tmp/example"

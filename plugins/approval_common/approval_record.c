@@ -169,3 +169,40 @@ int sx_apr_consume(cJSON *rec, const char *claimer, int64_t now_ms, sx_error *er
     set_time(rec, "consumed_at", now_ms);
     return 0;
 }
+
+int sx_apr_release(cJSON *rec, const char *claimer, sx_error *err)
+{
+    const char *by = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "consumed_by"));
+    if (strcmp(sx_apr_status(rec), "consumed") != 0 || by == NULL || claimer == NULL ||
+        strcmp(by, claimer) != 0)
+        return sx_error_set(err, "not_consumed", "the approval is not consumed by %s",
+                            claimer ? claimer : "?");
+    set_status(rec, "approved");
+    set_string(rec, "consumed_by", NULL);
+    set_string(rec, "consumed_at", NULL);
+    return 0;
+}
+
+int sx_apr_apply(cJSON *rec, const sx_apr_change *ch, int64_t now_ms, int *write_back,
+                 int *expired_now, sx_error *err)
+{
+    *expired_now = sx_apr_expire_if_due(rec, now_ms);
+    int rc = 0;
+    switch (ch->op) {
+    case SX_APR_GET: break;
+    case SX_APR_DECIDE: rc = sx_apr_decide(rec, ch->who, ch->approve, ch->reason, now_ms, err); break;
+    case SX_APR_CONSUME: rc = sx_apr_consume(rec, ch->who, now_ms, err); break;
+    case SX_APR_RELEASE: rc = sx_apr_release(rec, ch->who, err); break;
+    }
+    *write_back = (rc == 0 && ch->op != SX_APR_GET) || *expired_now;
+    return rc;
+}
+
+char *sx_apr_result(cJSON *rec, int expired_now)
+{
+    if (expired_now) /* reported once: by the call that stored the expiry */
+        cJSON_AddTrueToObject(rec, "expired_now");
+    char *text = cJSON_PrintUnformatted(rec);
+    cJSON_DeleteItemFromObjectCaseSensitive(rec, "expired_now");
+    return text;
+}

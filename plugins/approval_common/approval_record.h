@@ -41,6 +41,30 @@ int sx_apr_decide(cJSON *rec, const char *approver, int approve, const char *rea
  * already_consumed / not_approved / expired. */
 int sx_apr_consume(cJSON *rec, const char *claimer, int64_t now_ms, sx_error *err);
 
+/* consumed by `claimer` -> approved again (see sx_approval_ops.release).
+ * 0, or -1 with err not_consumed. */
+int sx_apr_release(cJSON *rec, const char *claimer, sx_error *err);
+
+/* One change a store applies to a record inside its transaction. */
+typedef enum sx_apr_op { SX_APR_GET, SX_APR_DECIDE, SX_APR_CONSUME, SX_APR_RELEASE } sx_apr_op;
+typedef struct sx_apr_change {
+    sx_apr_op op;
+    const char *who;            /* approver (decide) or claimer (consume, release) */
+    int approve;                /* decide */
+    const char *reason;         /* decide, may be NULL */
+} sx_apr_change;
+
+/* Apply `ch` to `rec` (a due expiry first).  *write_back tells whether the
+ * store must write the record back (it changed, or expired); *expired_now
+ * whether this call stored the expiry.  Returns 0, or -1 with err (the
+ * change was refused; write back anyway when *write_back says so). */
+int sx_apr_apply(cJSON *rec, const sx_apr_change *ch, int64_t now_ms, int *write_back,
+                 int *expired_now, sx_error *err);
+
+/* The record text a store returns (malloc(3)ed): with "expired_now": true
+ * when this call stored the expiry (see sx_approval.h). */
+char *sx_apr_result(cJSON *rec, int expired_now);
+
 /* RFC 3339 UTC with milliseconds for ms since the epoch:
  * "2026-12-02T10:04:05.123Z".  buf of at least 32 bytes. */
 void sx_apr_time(int64_t ms, char *buf, size_t size);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "approval_record.h"
 #include "sx/sx_approval.h"
@@ -78,9 +79,27 @@ static int pg_error(PGconn *c, sx_error *err, const char *what)
     return sx_error_set(err, "approval_store_unavailable", "approval store (postgres): %s: %s", what, msg);
 }
 
-/* Take a connection (waits for a free one); reconnects a broken one. */
+/* A new connection: the DSN's settings, a 10 s connect timeout unless the
+ * DSN sets one, and server-side timeouts so that a stuck lock or a dead
+ * peer fails an operation instead of hanging a step. */
+static PGconn *conn_open(const char *conninfo)
+{
+    const char *keys[] = {"connect_timeout", "dbname", NULL};
+    const char *vals[] = {"10", conninfo, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1); /* dbname expanded: the DSN wins */
+    if (PQstatus(c) == CONNECTION_OK)
+        PQclear(PQexec(c, "SET statement_timeout = 30000; SET lock_timeout = 10000; "
+                          "SET idle_in_transaction_session_timeout = 60000"));
+    return c;
+}
+
+/* Take a connection (waits up to 30 s for a free one); reconnects a
+ * broken one. */
 static PGconn *conn_take(sx_pg_store *s, int *slot, sx_error *err)
 {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
     pthread_mutex_lock(&s->lock);
     int i;
     for (;;) {
@@ -88,16 +107,20 @@ static PGconn *conn_take(sx_pg_store *s, int *slot, sx_error *err)
             ;
         if (i < s->n)
             break;
-        pthread_cond_wait(&s->freed, &s->lock);
+        if (pthread_cond_timedwait(&s->freed, &s->lock, &until) != 0) {
+            pthread_mutex_unlock(&s->lock);
+            sx_error_set(err, "approval_store_unavailable", "approval store (postgres): all %d "
+                         "connections stayed busy for 30 s", s->n);
+            return NULL;
+        }
     }
     s->busy[i] = 1;
     pthread_mutex_unlock(&s->lock);
     PGconn *c = s->conns[i];
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         if (c)
-            PQreset(c);
-        else
-            c = s->conns[i] = PQconnectdb(s->conninfo);
+            PQfinish(c);
+        c = s->conns[i] = conn_open(s->conninfo);
         if (PQstatus(c) != CONNECTION_OK) {
             pg_error(c, err, "connect");
             pthread_mutex_lock(&s->lock);
@@ -220,25 +243,28 @@ static int st_create(void *state, const char *eid, const char *step, const char 
         if (!ok)
             pg_error(c, err, "insert");
     }
+    int expired = 0;
     if (ok && existed) {
         ok = row_read(c, eid, step, &rec, err) == 1;
-        if (ok && sx_apr_expire_if_due(rec, now_ms))
+        expired = ok && sx_apr_expire_if_due(rec, now_ms);
+        if (expired)
             ok = row_write(c, rec, now_ms, err) == 0;
     }
     int rc = finish(c, ok, err);
     conn_give(s, slot);
     free(text);
     if (rc == 0)
-        *record_json = cJSON_PrintUnformatted(existed ? rec : fresh);
+        *record_json = sx_apr_result(existed ? rec : fresh, expired);
     cJSON_Delete(rec);
     cJSON_Delete(fresh);
     return rc == 0 ? existed : -1;
 }
 
-typedef int (*apply_fn)(cJSON *rec, void *arg, int64_t now_ms, sx_error *err);
-
-static int modify(sx_pg_store *s, const char *eid, const char *step, int64_t now_ms, apply_fn apply,
-                  void *arg, char **record_json, sx_error *err)
+/* Read-modify-write of one record in one transaction holding its row lock
+ * (approval_record.c decides); *record_json gets the record, also with a
+ * refusal. */
+static int modify(sx_pg_store *s, const char *eid, const char *step, int64_t now_ms,
+                  const sx_apr_change *ch, char **record_json, sx_error *err)
 {
     if (record_json)
         *record_json = NULL;
@@ -247,24 +273,23 @@ static int modify(sx_pg_store *s, const char *eid, const char *step, int64_t now
     if (c == NULL)
         return -1;
     cJSON *rec = NULL;
-    int ok = run_cmd(c, "BEGIN", err) == 0, found = 0, applied = 0;
+    int ok = run_cmd(c, "BEGIN", err) == 0, applied = 0, write_back = 0, expired = 0;
     sx_error aerr = {{0}, {0}};
     if (ok) {
-        found = row_read(c, eid, step, &rec, err);
+        int found = row_read(c, eid, step, &rec, err);
         if (found == 0)
             sx_error_set(err, "not_found", "no approval for execution %s step %s", eid, step);
         ok = found == 1;
     }
     if (ok) {
-        int expired = sx_apr_expire_if_due(rec, now_ms);
-        applied = apply ? apply(rec, arg, now_ms, &aerr) : 0;
-        if (applied == 0 || expired)
+        applied = sx_apr_apply(rec, ch, now_ms, &write_back, &expired, &aerr);
+        if (write_back)
             ok = row_write(c, rec, now_ms, err) == 0;
     }
     int rc = finish(c, ok, err);
     conn_give(s, slot);
     if (rc == 0 && record_json)
-        *record_json = cJSON_PrintUnformatted(rec);
+        *record_json = sx_apr_result(rec, expired);
     cJSON_Delete(rec);
     if (rc != 0)
         return -1;
@@ -279,37 +304,29 @@ static int modify(sx_pg_store *s, const char *eid, const char *step, int64_t now
 static int st_get(void *state, const char *eid, const char *step, int64_t now_ms, char **record_json,
                   sx_error *err)
 {
-    return modify(state, eid, step, now_ms, NULL, NULL, record_json, err);
-}
-
-typedef struct decide_arg {
-    const char *approver;
-    int approve;
-    const char *reason;
-} decide_arg;
-
-static int apply_decide(cJSON *rec, void *arg, int64_t now_ms, sx_error *err)
-{
-    const decide_arg *d = arg;
-    return sx_apr_decide(rec, d->approver, d->approve, d->reason, now_ms, err);
+    sx_apr_change ch = {.op = SX_APR_GET};
+    return modify(state, eid, step, now_ms, &ch, record_json, err);
 }
 
 static int st_decide(void *state, const char *eid, const char *step, const char *approver, int approve,
                      const char *reason, int64_t now_ms, char **record_json, sx_error *err)
 {
-    decide_arg d = {approver, approve, reason};
-    return modify(state, eid, step, now_ms, apply_decide, &d, record_json, err);
-}
-
-static int apply_consume(cJSON *rec, void *arg, int64_t now_ms, sx_error *err)
-{
-    return sx_apr_consume(rec, arg, now_ms, err);
+    sx_apr_change ch = {.op = SX_APR_DECIDE, .who = approver, .approve = approve, .reason = reason};
+    return modify(state, eid, step, now_ms, &ch, record_json, err);
 }
 
 static int st_consume(void *state, const char *eid, const char *step, const char *claimer,
                       int64_t now_ms, char **record_json, sx_error *err)
 {
-    return modify(state, eid, step, now_ms, apply_consume, (void *)claimer, record_json, err);
+    sx_apr_change ch = {.op = SX_APR_CONSUME, .who = claimer};
+    return modify(state, eid, step, now_ms, &ch, record_json, err);
+}
+
+static int st_release(void *state, const char *eid, const char *step, const char *claimer,
+                      int64_t now_ms, char **record_json, sx_error *err)
+{
+    sx_apr_change ch = {.op = SX_APR_RELEASE, .who = claimer};
+    return modify(state, eid, step, now_ms, &ch, record_json, err);
 }
 
 static int st_list(void *state, const char *status, size_t limit, int64_t now_ms, char **records_json,
@@ -321,51 +338,37 @@ static int st_list(void *state, const char *status, size_t limit, int64_t now_ms
     PGconn *c = conn_take(s, &slot, err);
     if (c == NULL)
         return -1;
-    int ok = run_cmd(c, "BEGIN", err) == 0;
     char now[24], lim[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(lim, sizeof lim, "%zu", limit);
+    /* a due pending record is not listed as pending; its expiry is stored
+     * (and reported) by get/decide/consume */
+    const char *p[3] = {lim, status, now};
+    const char *sql = status == NULL
+        ? "SELECT record FROM sx_approvals ORDER BY created_ms, execution_id, step_name"
+          " LIMIT NULLIF($1::bigint, 0)"
+        : strcmp(status, "pending") == 0
+        ? "SELECT record FROM sx_approvals WHERE status=$2 AND expires_ms>$3::bigint"
+          " ORDER BY created_ms, execution_id, step_name LIMIT NULLIF($1::bigint, 0)"
+        : "SELECT record FROM sx_approvals WHERE status=$2"
+          " ORDER BY created_ms, execution_id, step_name LIMIT NULLIF($1::bigint, 0)";
+    int np = status == NULL ? 1 : strcmp(status, "pending") == 0 ? 3 : 2;
+    PGresult *r = PQexecParams(c, sql, np, NULL, p, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     cJSON *out = cJSON_CreateArray();
-    if (ok) { /* expire what is due first, so "pending" never shows it */
-        const char *p[1] = {now};
-        PGresult *r = PQexecParams(c, "SELECT record FROM sx_approvals WHERE status='pending' AND expires_ms<=$1"
-                                      " FOR UPDATE", 1, NULL, p, NULL, NULL, 0);
-        ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-        if (!ok)
-            pg_error(c, err, "select due");
-        for (int i = 0; ok && i < PQntuples(r); i++) {
-            cJSON *rec = cJSON_Parse(PQgetvalue(r, i, 0));
-            if (rec && sx_apr_expire_if_due(rec, now_ms))
-                ok = row_write(c, rec, 0, err) == 0;
-            cJSON_Delete(rec);
-        }
-        PQclear(r);
+    if (!ok)
+        pg_error(c, err, "list");
+    for (int i = 0; ok && i < PQntuples(r); i++) {
+        cJSON *rec = cJSON_Parse(PQgetvalue(r, i, 0));
+        if (rec)
+            cJSON_AddItemToArray(out, rec);
     }
-    if (ok) {
-        const char *p[2] = {lim, status};
-        PGresult *r = PQexecParams(c, status ? "SELECT record FROM sx_approvals WHERE status=$2"
-                                               " ORDER BY created_ms, execution_id, step_name"
-                                               " LIMIT NULLIF($1::bigint, 0)"
-                                             : "SELECT record FROM sx_approvals"
-                                               " ORDER BY created_ms, execution_id, step_name"
-                                               " LIMIT NULLIF($1::bigint, 0)",
-                                   status ? 2 : 1, NULL, p, NULL, NULL, 0);
-        ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-        if (!ok)
-            pg_error(c, err, "list");
-        for (int i = 0; ok && i < PQntuples(r); i++) {
-            cJSON *rec = cJSON_Parse(PQgetvalue(r, i, 0));
-            if (rec)
-                cJSON_AddItemToArray(out, rec);
-        }
-        PQclear(r);
-    }
-    int rc = finish(c, ok, err);
+    PQclear(r);
     conn_give(s, slot);
-    if (rc == 0)
+    if (ok)
         *records_json = cJSON_PrintUnformatted(out);
     cJSON_Delete(out);
-    return rc;
+    return ok ? 0 : -1;
 }
 
 static char *st_describe(void *state)
@@ -374,18 +377,15 @@ static char *st_describe(void *state)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "postgres");
     cJSON_AddNumberToObject(o, "pool_size", s->n);
-    int slot;
-    sx_error err = {{0}, {0}};
-    PGconn *c = conn_take(s, &slot, &err);
-    if (c) { /* where, never the DSN (it holds the password) */
-        cJSON_AddStringToObject(o, "host", PQhost(c) ? PQhost(c) : "");
-        cJSON_AddStringToObject(o, "port", PQport(c) ? PQport(c) : "");
-        cJSON_AddStringToObject(o, "database", PQdb(c) ? PQdb(c) : "");
-        cJSON_AddNumberToObject(o, "server_version", PQserverVersion(c));
-        conn_give(s, slot);
-    } else {
-        cJSON_AddStringToObject(o, "error", err.message);
-    }
+    /* where, from the DSN (never the DSN: it holds the password); no
+     * connection is taken, so describe never waits for the server */
+    PQconninfoOption *opts = PQconninfoParse(s->conninfo, NULL);
+    for (PQconninfoOption *op = opts; op && op->keyword; op++)
+        if (op->val && (strcmp(op->keyword, "host") == 0 || strcmp(op->keyword, "port") == 0 ||
+                        strcmp(op->keyword, "dbname") == 0 || strcmp(op->keyword, "user") == 0))
+            cJSON_AddStringToObject(o, op->keyword, op->val);
+    if (opts)
+        PQconninfoFree(opts);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
@@ -418,6 +418,8 @@ static void store_free(sx_pg_store *s)
     }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->freed);
+    if (s->cfg.dsn) /* a credential */
+        memset(s->cfg.dsn, 0, strlen(s->cfg.dsn));
     s->host->config_free(pg_options, &s->cfg);
     free(s);
 }
@@ -475,6 +477,16 @@ static int store_init(sx_plugin_ctx *ctx, const sx_host_api *host, void **state,
     s->conninfo = s->cfg.dsn ? strdup(s->cfg.dsn) : read_dsn_file(s->cfg.dsn_file, err);
     if (s->conninfo == NULL)
         goto fail;
+    char *why = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(s->conninfo, &why);
+    if (parsed == NULL) { /* libpq's message may quote the password: not shown */
+        if (why)
+            PQfreemem(why);
+        sx_error_set(err, "invalid_config", "approval.storage.%s is not a valid libpq connection "
+                     "string or URI", s->cfg.dsn ? "dsn" : "dsn_file");
+        goto fail;
+    }
+    PQconninfoFree(parsed);
     s->n = (int)s->cfg.pool_size;
     s->conns = calloc((size_t)s->n, sizeof *s->conns);
     s->busy = calloc((size_t)s->n, sizeof *s->busy);
@@ -520,6 +532,7 @@ static const sx_approval_ops pg_ops = {
     .list = st_list,
     .describe = st_describe,
     .ready = st_ready,
+    .release = st_release,
 };
 
 static const sx_plugin_descriptor pg_descriptor = {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "approval_record.h"
 #include "sx/sx_approval.h"
@@ -166,11 +167,6 @@ static int end(sx_sqlite_store *s, int ok, sx_error *err)
     return rc;
 }
 
-static char *print(const cJSON *rec)
-{
-    return cJSON_PrintUnformatted(rec);
-}
-
 static int st_create(void *state, const char *eid, const char *step, const char *request_json,
                      int approvals_required, int64_t now_ms, int64_t expires_at_ms, char **record_json,
                      sx_error *err)
@@ -186,7 +182,8 @@ static int st_create(void *state, const char *eid, const char *step, const char 
     }
     cJSON *rec = NULL;
     int found = row_read(s, eid, step, &rec, err), ok = found >= 0, existed = found == 1;
-    if (ok && existed && sx_apr_expire_if_due(rec, now_ms))
+    int expired = ok && existed && sx_apr_expire_if_due(rec, now_ms);
+    if (expired)
         ok = row_write(s, rec, now_ms, err) == 0;
     if (ok && !existed) {
         ok = row_write(s, fresh, now_ms, err) == 0;
@@ -195,20 +192,16 @@ static int st_create(void *state, const char *eid, const char *step, const char 
     }
     int rc = end(s, ok, err);
     if (rc == 0)
-        *record_json = print(rec);
+        *record_json = sx_apr_result(rec, expired);
     cJSON_Delete(rec);
     cJSON_Delete(fresh);
     return rc == 0 ? (existed ? 1 : 0) : -1;
 }
 
-/* Read-modify-write of one record in one transaction.  apply returns 0
- * (changed: write back and return 0) or -1 with err (write back only if
- * expiry changed it, return -1).  *record_json gets the record either way
- * when found. */
-typedef int (*apply_fn)(cJSON *rec, void *arg, int64_t now_ms, sx_error *err);
-
+/* Read-modify-write of one record in one transaction (approval_record.c
+ * decides); *record_json gets the record, also with a refusal. */
 static int modify(sx_sqlite_store *s, const char *eid, const char *step, int64_t now_ms,
-                  apply_fn apply, void *arg, char **record_json, sx_error *err)
+                  const sx_apr_change *ch, char **record_json, sx_error *err)
 {
     if (record_json)
         *record_json = NULL;
@@ -222,15 +215,13 @@ static int modify(sx_sqlite_store *s, const char *eid, const char *step, int64_t
         end(s, 0, NULL);
         return -1;
     }
-    int expired = sx_apr_expire_if_due(rec, now_ms);
     sx_error aerr = {{0}, {0}};
-    int applied = apply ? apply(rec, arg, now_ms, &aerr) : 0;
-    int ok = 1;
-    if (applied == 0 || expired)
-        ok = row_write(s, rec, now_ms, err) == 0;
+    int write_back, expired;
+    int applied = sx_apr_apply(rec, ch, now_ms, &write_back, &expired, &aerr);
+    int ok = !write_back || row_write(s, rec, now_ms, err) == 0;
     int rc = end(s, ok, err);
     if (rc == 0 && record_json)
-        *record_json = print(rec);
+        *record_json = sx_apr_result(rec, expired);
     cJSON_Delete(rec);
     if (rc != 0)
         return -1;
@@ -245,37 +236,29 @@ static int modify(sx_sqlite_store *s, const char *eid, const char *step, int64_t
 static int st_get(void *state, const char *eid, const char *step, int64_t now_ms, char **record_json,
                   sx_error *err)
 {
-    return modify(state, eid, step, now_ms, NULL, NULL, record_json, err);
-}
-
-typedef struct decide_arg {
-    const char *approver;
-    int approve;
-    const char *reason;
-} decide_arg;
-
-static int apply_decide(cJSON *rec, void *arg, int64_t now_ms, sx_error *err)
-{
-    const decide_arg *d = arg;
-    return sx_apr_decide(rec, d->approver, d->approve, d->reason, now_ms, err);
+    sx_apr_change ch = {.op = SX_APR_GET};
+    return modify(state, eid, step, now_ms, &ch, record_json, err);
 }
 
 static int st_decide(void *state, const char *eid, const char *step, const char *approver, int approve,
                      const char *reason, int64_t now_ms, char **record_json, sx_error *err)
 {
-    decide_arg d = {approver, approve, reason};
-    return modify(state, eid, step, now_ms, apply_decide, &d, record_json, err);
-}
-
-static int apply_consume(cJSON *rec, void *arg, int64_t now_ms, sx_error *err)
-{
-    return sx_apr_consume(rec, arg, now_ms, err);
+    sx_apr_change ch = {.op = SX_APR_DECIDE, .who = approver, .approve = approve, .reason = reason};
+    return modify(state, eid, step, now_ms, &ch, record_json, err);
 }
 
 static int st_consume(void *state, const char *eid, const char *step, const char *claimer,
                       int64_t now_ms, char **record_json, sx_error *err)
 {
-    return modify(state, eid, step, now_ms, apply_consume, (void *)claimer, record_json, err);
+    sx_apr_change ch = {.op = SX_APR_CONSUME, .who = claimer};
+    return modify(state, eid, step, now_ms, &ch, record_json, err);
+}
+
+static int st_release(void *state, const char *eid, const char *step, const char *claimer,
+                      int64_t now_ms, char **record_json, sx_error *err)
+{
+    sx_apr_change ch = {.op = SX_APR_RELEASE, .who = claimer};
+    return modify(state, eid, step, now_ms, &ch, record_json, err);
 }
 
 static int st_list(void *state, const char *status, size_t limit, int64_t now_ms, char **records_json,
@@ -283,59 +266,44 @@ static int st_list(void *state, const char *status, size_t limit, int64_t now_ms
 {
     sx_sqlite_store *s = state;
     *records_json = NULL;
-    if (begin(s, err) != 0)
-        return -1;
-    /* expire what is due first, so a "pending" listing never shows it */
+    /* a pending record that is due is not pending any more, but its
+     * expiry is stored (and reported) by get/decide/consume, not here */
+    const char *sql = status == NULL ? "SELECT record FROM sx_approvals ORDER BY created_ms, rowid"
+                    : strcmp(status, "pending") == 0
+                        ? "SELECT record FROM sx_approvals WHERE status=?1 AND expires_ms>?2"
+                          " ORDER BY created_ms, rowid"
+                        : "SELECT record FROM sx_approvals WHERE status=?1 ORDER BY created_ms, rowid";
+    pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = NULL;
-    int ok = 1;
-    if (sqlite3_prepare_v2(s->db, "SELECT record FROM sx_approvals WHERE status='pending' AND expires_ms<=?1",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
         db_error(s, err, "prepare");
-        return end(s, 0, NULL);
+        pthread_mutex_unlock(&s->lock);
+        return -1;
     }
-    sqlite3_bind_int64(st, 1, now_ms);
-    cJSON *due = cJSON_CreateArray();
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        cJSON *rec = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
-        if (rec)
-            cJSON_AddItemToArray(due, rec);
+    if (status) {
+        sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+        if (strcmp(status, "pending") == 0)
+            sqlite3_bind_int64(st, 2, now_ms);
     }
-    sqlite3_finalize(st);
-    cJSON *rec;
-    cJSON_ArrayForEach(rec, due) {
-        if (sx_apr_expire_if_due(rec, now_ms) && row_write(s, rec, 0, err) != 0) {
-            ok = 0;
-            break;
-        }
-    }
-    cJSON_Delete(due);
     cJSON *out = cJSON_CreateArray();
-    if (ok) {
-        const char *sql = status ? "SELECT record FROM sx_approvals WHERE status=?1 ORDER BY created_ms, rowid"
-                                 : "SELECT record FROM sx_approvals ORDER BY created_ms, rowid";
-        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-            ok = 0;
-            db_error(s, err, "prepare");
-        } else {
-            if (status)
-                sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-            size_t n = 0;
-            int rc;
-            while ((limit == 0 || n < limit) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                cJSON *r = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
-                if (r) {
-                    cJSON_AddItemToArray(out, r);
-                    n++;
-                }
-            }
-            sqlite3_finalize(st);
+    size_t n = 0;
+    int rc;
+    while ((limit == 0 || n < limit) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        cJSON *r = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
+        if (r) {
+            cJSON_AddItemToArray(out, r);
+            n++;
         }
     }
-    int rc = end(s, ok, err);
-    if (rc == 0)
+    int ok = limit != 0 && n >= limit ? 1 : rc == SQLITE_DONE;
+    if (!ok)
+        db_error(s, err, "list");
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
+    if (ok)
         *records_json = cJSON_PrintUnformatted(out);
     cJSON_Delete(out);
-    return rc;
+    return ok ? 0 : -1;
 }
 
 static char *st_describe(void *state)
@@ -398,6 +366,10 @@ static int store_init(sx_plugin_ctx *ctx, const sx_host_api *host, void **state,
         store_free(s);
         return -1;
     }
+    /* the requests (scripts, env names, requesters) are for the host and
+     * approvers only; the -wal and -shm files take the database's mode */
+    if (chmod(s->cfg.path, 0600) != 0)
+        host->log(ctx, SX_LOG_WARN, "approval store %s: chmod 0600: %s", s->cfg.path, strerror(errno));
     sqlite3_busy_timeout(s->db, (int)s->cfg.busy_timeout_ms);
     if (exec_sql(s, "PRAGMA journal_mode=WAL", err) != 0 || exec_sql(s, "PRAGMA synchronous=FULL", err) != 0 ||
         exec_sql(s, schema, err) != 0) {
@@ -425,6 +397,7 @@ static const sx_approval_ops sqlite_ops = {
     .list = st_list,
     .describe = st_describe,
     .ready = st_ready,
+    .release = st_release,
 };
 
 static const sx_plugin_descriptor sqlite_descriptor = {

@@ -475,6 +475,25 @@ static int docker_run(void *instance, const sx_exec_spec *spec, sx_exec *exec,
     return sx_dk_run(instance, spec, exec, result, err);
 }
 
+/* Readiness: the daemon answers GET /_ping with 200 within a second. */
+static int docker_ready(void *instance, sx_error *err)
+{
+    sx_docker_instance *inst = instance;
+    sx_dk_response resp;
+    if (sx_dk_call(&inst->client, "GET", "/_ping", NULL, NULL, 0, NULL, SX_DK_READY_TIMEOUT_MS,
+                   NULL, "ping the Docker daemon", &resp, err) != 0)
+        return -1;
+    long status = resp.status;
+    char msg[300];
+    sx_dk_message(&resp, msg, sizeof msg);
+    sx_dk_response_free(&resp);
+    if (status != 200)
+        return sx_error_set(err, "docker_unavailable",
+                            "executor %s: the Docker daemon at %s answered /_ping with %ld: %s",
+                            inst->name, sx_dk_address(&inst->client), status, msg);
+    return 0;
+}
+
 static const sx_backend_ops docker_ops = {
     .struct_size = sizeof(sx_backend_ops),
     .supported_params = docker_params,
@@ -484,6 +503,7 @@ static const sx_backend_ops docker_ops = {
     .render = docker_render,
     .run = docker_run,
     .load_script = NULL,
+    .ready = docker_ready,
 };
 
 static const sx_plugin_descriptor docker_descriptor = {

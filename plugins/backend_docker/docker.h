@@ -37,6 +37,9 @@
 #define SX_DK_LABEL_KEEP "io.script-executor.keep"
 #define SX_DK_LABEL_PREFIX "io.script-executor."
 
+/* How long the readiness probe (GET /_ping) may take, ms. */
+#define SX_DK_READY_TIMEOUT_MS 1000
+
 /* Where the per-execution volume with the script is mounted. */
 #define SX_DK_SCRIPT_DIR "/run/script-executor"
 

@@ -146,6 +146,30 @@ static int pull(sx_docker_instance *inst, const char *image, const sx_image_ref 
     return rc;
 }
 
+/* Pull, and tell observers (the metrics plugin) on the bus: "image.pull"
+ * {"image","executor","status":"success"|"failure","duration_seconds",
+ * "error_code"}.  Best effort, never fails the pull. */
+static int pull_observed(sx_docker_instance *inst, const char *image, const sx_image_ref *ref,
+                         const char *pull_secret, const sx_dk_abort *hook, sx_error *err)
+{
+    double t0 = sx_now_monotonic();
+    int rc = pull(inst, image, ref, pull_secret, hook, err);
+    const sx_host_api *h = inst->plugin->host;
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "image", image);
+    cJSON_AddStringToObject(ev, "executor", inst->name);
+    cJSON_AddStringToObject(ev, "status", rc == 0 ? "success" : "failure");
+    cJSON_AddNumberToObject(ev, "duration_seconds", sx_now_monotonic() - t0);
+    if (rc != 0)
+        cJSON_AddStringToObject(ev, "error_code", err->code);
+    char *json = cJSON_PrintUnformatted(ev);
+    cJSON_Delete(ev);
+    if (json)
+        h->publish(inst->plugin->ctx, "image.pull", json);
+    free(json);
+    return rc;
+}
+
 /* 1 = present, 0 = absent, -1 = error. */
 static int image_present(sx_docker_instance *inst, const char *image, const sx_dk_abort *hook,
                          long timeout_ms, sx_error *err)
@@ -175,7 +199,7 @@ int sx_dk_ensure_image(sx_docker_instance *inst, const char *image, const char *
     if (sx_image_ref_parse(image, &ref, err) != 0)
         return -1;
     if (strcmp(policy, "Always") == 0)
-        return pull(inst, image, &ref, pull_secret, hook, err);
+        return pull_observed(inst, image, &ref, pull_secret, hook, err);
     int present = image_present(inst, image, hook, timeout_ms, err);
     if (present < 0)
         return -1;
@@ -185,5 +209,5 @@ int sx_dk_ensure_image(sx_docker_instance *inst, const char *image, const char *
         return sx_error_set(err, "image_not_found",
                             "image '%s' is not present on the Docker host and image_pull_policy "
                             "is Never", image);
-    return pull(inst, image, &ref, pull_secret, hook, err);
+    return pull_observed(inst, image, &ref, pull_secret, hook, err);
 }

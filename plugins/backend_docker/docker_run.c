@@ -27,7 +27,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "docker_mask.h"
+#include "output_mask.h"
 #include "docker_stream.h"
 #include "docker_tar.h"
 #include "sx/sx_util.h"

@@ -15,51 +15,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/security_section.h"
 #include "params.h"
 #include "sx/sx_backend.h"
 #include "sx/sx_step.h"
 #include "sx/sx_util.h"
 
-/* script_executor.security: every key of the spec is declared so that a
- * typo is an error; this plugin enforces the script limits and timeouts.
- * The rest belongs to the backends (pod security) and the policy plugin. */
-typedef struct sx_security {
-    char *required_permission;
-    sx_strlist blocked_commands;
-    int64_t max_script_size;
-    int64_t max_script_lines;
-    int64_t default_timeout_ms;
-    int64_t max_timeout_ms;
-    int run_as_non_root;
-    int64_t run_as_user;
-    int64_t fs_group;
-    int read_only_root_filesystem;
-    int allow_privilege_escalation;
-    int drop_all_capabilities;
-} sx_security;
-
-#define SEC(type, name, def, field, desc) {type, name, def, 0, offsetof(sx_security, field), desc}
-static const sx_option security_options[] = {
-    SEC(SX_OPT_STRING, "required_permission", "executors.use.script", required_permission,
-        "RBAC permission (enforced by the policy plugin)"),
-    SEC(SX_OPT_STRLIST, "blocked_commands", NULL, blocked_commands,
-        "blocked commands (enforced by the policy plugin's script validator)"),
-    SEC(SX_OPT_SIZE, "max_script_size", "524288", max_script_size, "largest script, bytes"),
-    SEC(SX_OPT_INT, "max_script_lines", "1000", max_script_lines, "most lines in a script"),
-    SEC(SX_OPT_DURATION, "default_timeout", "5m", default_timeout_ms, "timeout when a step sets none"),
-    SEC(SX_OPT_DURATION, "max_timeout", "30m", max_timeout_ms, "largest timeout a step may ask for"),
-    SEC(SX_OPT_BOOL, "run_as_non_root", "true", run_as_non_root, "pod securityContext (containers)"),
-    SEC(SX_OPT_INT, "run_as_user", "65534", run_as_user, "uid scripts run as"),
-    SEC(SX_OPT_INT, "fs_group", "65534", fs_group, "pod fsGroup (containers)"),
-    SEC(SX_OPT_BOOL, "read_only_root_filesystem", "true", read_only_root_filesystem, "containers"),
-    SEC(SX_OPT_BOOL, "allow_privilege_escalation", "false", allow_privilege_escalation, "containers"),
-    SEC(SX_OPT_BOOL, "drop_all_capabilities", "true", drop_all_capabilities, "containers"),
-    {SX_OPT_END, NULL, NULL, 0, 0, NULL}};
-
+/* script_executor.security: the spec's section, one table shared with the
+ * policy plugin (plugins/common/security_section.h) so both accept the same
+ * keys; this plugin enforces the script limits and timeouts, the policy
+ * plugin the rest (RBAC permission, blocked commands), the backends the pod
+ * security keys. */
 typedef struct sx_script_run {
     sx_plugin_ctx *ctx;
     const sx_host_api *host;
-    sx_security sec;
+    sx_security_cfg sec;
 } sx_script_run;
 
 /* Everything a request resolves to before the backend is called. */
@@ -79,6 +49,7 @@ typedef struct sx_prepared {
     int64_t timeout_ms;
     char *params_json;
     sx_exec_spec spec;
+    int policy_refused;        /* a policy plugin refused the script: rejected */
 } sx_prepared;
 
 static const char *const interpreters[] = {"/bin/bash", "/bin/sh", "python3", "ruby", NULL};
@@ -90,24 +61,13 @@ static int sr_init(sx_plugin_ctx *ctx, const sx_host_api *host, void **state, sx
         return sx_error_set(err, "out_of_memory", "out of memory");
     sr->ctx = ctx;
     sr->host = host;
-    if (host->config_apply(ctx, host->config_section(ctx, "security"), security_options, &sr->sec,
-                           err) != 0) {
-        host->config_free(security_options, &sr->sec);
+    if (host->config_apply(ctx, host->config_section(ctx, "security"), sx_security_options,
+                           &sr->sec, err) != 0 ||
+        sx_security_cfg_check(&sr->sec, err) != 0) {
+        host->config_free(sx_security_options, &sr->sec);
         free(sr);
         return -1;
     }
-    if (sr->sec.max_script_size < 1 || sr->sec.max_script_lines < 1 ||
-        sr->sec.default_timeout_ms < 1 || sr->sec.max_timeout_ms < sr->sec.default_timeout_ms) {
-        host->config_free(security_options, &sr->sec);
-        free(sr);
-        return sx_error_set(err, "invalid_config",
-                            "security: max_script_size and max_script_lines must be positive and "
-                            "default_timeout must be between 1ms and max_timeout");
-    }
-    if (sr->sec.blocked_commands.n > 0)
-        host->log(ctx, SX_LOG_WARN,
-                  "security.blocked_commands is configured but no policy plugin (script "
-                  "validator) is loaded: it is not enforced in this deployment");
     *state = sr;
     return 0;
 }
@@ -115,7 +75,7 @@ static int sr_init(sx_plugin_ctx *ctx, const sx_host_api *host, void **state, sx
 static void sr_fini(void *state)
 {
     sx_script_run *sr = state;
-    sr->host->config_free(security_options, &sr->sec);
+    sr->host->config_free(sx_security_options, &sr->sec);
     free(sr);
 }
 
@@ -160,6 +120,13 @@ static size_t count_lines(const char *s, size_t len)
     return lines;
 }
 
+/* Parameters the policy plugin enforces, whatever the backend (refused
+ * in prepare() when no policy plugin is loaded). */
+static int is_policy_param(const char *name)
+{
+    return strcmp(name, "allowed_commands") == 0 || strcmp(name, "blocked_commands") == 0;
+}
+
 /* Backend-specific parameters set in `with` that the backend does not
  * honour.  Returns -1 with err naming all of them. */
 static int check_supported(const cJSON *with, const sx_service *backend, sx_error *err)
@@ -169,7 +136,7 @@ static int check_supported(const cJSON *with, const sx_service *backend, sx_erro
     size_t n = 0;
     for (const cJSON *it = with->child; it; it = it->next) {
         const sx_param *p = sx_param_find(it->string);
-        if (p == NULL || p->common || cJSON_IsNull(it))
+        if (p == NULL || p->common || cJSON_IsNull(it) || is_policy_param(it->string))
             continue;
         int ok = 0;
         for (const char *const *s = ops->supported_params; s && *s && !ok; s++)
@@ -226,8 +193,19 @@ static int parse_env(sx_prepared *p, sx_error *err)
     return 0;
 }
 
-/* Validate `with` and resolve everything; on failure fill reply. */
-static int prepare(sx_script_run *sr, const sx_step_request *req, sx_prepared *p, sx_error *err)
+/* Is a policy plugin (script validator) loaded?  Asked per request: the
+ * policy plugin may initialise after this one. */
+static int policy_loaded(sx_script_run *sr)
+{
+    sx_service svc;
+    return sr->host->service_find(sr->ctx, SX_KIND_POLICY, NULL, &svc) == 0;
+}
+
+/* Validate `with` and resolve everything, up to the policy's verdict on the
+ * script (exec NULL for render: the host knows the render in progress).
+ * Returns 0, or -1 with err. */
+static int prepare(sx_script_run *sr, const sx_step_request *req, sx_exec *exec, sx_prepared *p,
+                   sx_error *err)
 {
     memset(p, 0, sizeof *p);
     p->with = cJSON_Parse(req->with_json ? req->with_json : "{}");
@@ -283,7 +261,7 @@ static int prepare(sx_script_run *sr, const sx_step_request *req, sx_prepared *p
                             executor ? executor : "");
     /* Policy parameters need the policy plugin; refusing beats ignoring. */
     const char *policy_params[] = {"allowed_commands", "blocked_commands"};
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 2 && !policy_loaded(sr); i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->with, policy_params[i]);
         if (v && !cJSON_IsNull(v))
             return sx_error_set(err, "unsupported_parameter",
@@ -318,6 +296,12 @@ static int prepare(sx_script_run *sr, const sx_step_request *req, sx_prepared *p
                             "script has %zu lines, above security.max_script_lines (%lld)", lines,
                             (long long)sr->sec.max_script_lines);
     sha256_hex(p->script, p->script_len, p->hash);
+    /* the policy plugins' verdict on the text that will run (blocked
+     * commands, allowlist); the host adds the findings to the reply */
+    if (sr->host->exec_check_script(exec, p->interpreter, p->script, p->script_len, NULL, err) != 0) {
+        p->policy_refused = 1;
+        return -1;
+    }
 
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(p->with, "args");
     for (const cJSON *a = cJSON_IsArray(args) ? args->child : NULL; a; a = a->next) {
@@ -468,8 +452,8 @@ static int sr_execute(void *state, const sx_step_request *req, sx_exec *exec, sx
 {
     sx_script_run *sr = state;
     sx_prepared p;
-    if (prepare(sr, req, &p, &reply->error) != 0) {
-        reply->status = status_for_error(reply->error.code);
+    if (prepare(sr, req, exec, &p, &reply->error) != 0) {
+        reply->status = p.policy_refused ? SX_STATUS_REJECTED : status_for_error(reply->error.code);
         if (p.hash[0]) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "script_hash", p.hash);
@@ -505,8 +489,8 @@ static int sr_render(void *state, const sx_step_request *req, sx_step_reply *rep
 {
     sx_script_run *sr = state;
     sx_prepared p;
-    if (prepare(sr, req, &p, &reply->error) != 0) {
-        reply->status = status_for_error(reply->error.code);
+    if (prepare(sr, req, NULL, &p, &reply->error) != 0) {
+        reply->status = p.policy_refused ? SX_STATUS_REJECTED : status_for_error(reply->error.code);
         prepared_free(&p);
         return 0;
     }

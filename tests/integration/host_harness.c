@@ -59,6 +59,8 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+static int spawn_host(sx_harness *h, int log_mode);
+
 int sx_harness_start(sx_harness *h, const char *config)
 {
     memset(h, 0, sizeof *h);
@@ -73,9 +75,36 @@ int sx_harness_start(sx_harness *h, const char *config)
     char path[400];
     if (write_config(h->dir, config, path, sizeof path) != 0)
         return -1;
+    return spawn_host(h, O_TRUNC);
+}
+
+int sx_harness_restart(sx_harness *h)
+{
+    if (h->pid > 0)
+        return -1;
+    return spawn_host(h, O_APPEND);
+}
+
+int sx_harness_kill(sx_harness *h)
+{
+    if (h->pid <= 0)
+        return -1;
+    kill(h->pid, SIGKILL);
+    int status = 0;
+    waitpid(h->pid, &status, 0);
+    h->pid = 0;
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -1;
+}
+
+/* Start the host on h->dir/config.yaml (its log opened with log_mode) and
+ * wait until it answers health. */
+static int spawn_host(sx_harness *h, int log_mode)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/config.yaml", h->dir);
     h->pid = fork();
     if (h->pid == 0) {
-        int fd = open(h->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fd = open(h->log_path, O_WRONLY | O_CREAT | log_mode, 0644);
         dup2(fd, 2);
         execl(SX_HOST_BIN, SX_HOST_BIN, "--config", path, (char *)NULL);
         _exit(127);

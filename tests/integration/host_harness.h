@@ -21,6 +21,12 @@ typedef struct sx_harness {
  * `listen`/`events`/audit log_file should be under @DIR@.  Returns 0 once
  * the host answers health, -1 (host log on stderr) otherwise. */
 int sx_harness_start(sx_harness *h, const char *config);
+/* Start the host again in the same dir on the same config (after stop or
+ * kill), appending to its log; 0 once it answers health, else -1. */
+int sx_harness_restart(sx_harness *h);
+/* SIGKILL the host and reap it (a crash, for durability tests); 0 when it
+ * died of that signal. */
+int sx_harness_kill(sx_harness *h);
 /* Write the config and run `script-executor --check-config`; returns its
  * exit status and fills `out` (stdout + stderr, truncated). */
 int sx_harness_check_config(const char *config, char *out, size_t out_size);

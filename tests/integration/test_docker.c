@@ -221,10 +221,12 @@ static char *sh(const char *fmt, ...)
 /* Containers (any state) and volumes carrying an execution's label. */
 static int objects_of(const char *execution_id)
 {
-    char *c = sh("docker ps -aq --filter label=io.script-executor.execution-id=%s | wc -l",
-                 execution_id);
-    char *v = sh("docker volume ls -q --filter label=io.script-executor.execution-id=%s | wc -l",
-                 execution_id);
+    /* this process's hosts only (host_id sxit-<pid>): a killed earlier run
+     * may have left objects with the same execution id */
+    char *c = sh("docker ps -aq --filter label=io.script-executor.execution-id=%s "
+                 "--filter label=io.script-executor.host=sxit-%d | wc -l", execution_id, (int)getpid());
+    char *v = sh("docker volume ls -q --filter label=io.script-executor.execution-id=%s "
+                 "--filter label=io.script-executor.host=sxit-%d | wc -l", execution_id, (int)getpid());
     int n = atoi(c) + atoi(v);
     free(c);
     free(v);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "host_harness.h"
+#include "sx/sx_plugin.h" /* SX_ABI_MAJOR, SX_ABI_MINOR */
 
 static const char *BASE_CONFIG =
     "script_executor:\n"
@@ -826,7 +827,11 @@ START_TEST(abi_gate_through_host)
     int rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
                                      "    load: [fx_newer_minor]\n", out, sizeof out);
     ck_assert_int_eq(rc, 2);
-    ck_assert_msg(strstr(out, "fx_newer_minor.so") && strstr(out, "1.2") && strstr(out, "1.1"), "%s", out);
+    char newer[16], current[16];
+    snprintf(newer, sizeof newer, "%d.%d", SX_ABI_MAJOR, SX_ABI_MINOR + 1);
+    snprintf(current, sizeof current, "%d.%d", SX_ABI_MAJOR, SX_ABI_MINOR);
+    ck_assert_msg(strstr(out, "fx_newer_minor.so") && strstr(out, newer) && strstr(out, current),
+                  "%s", out);
     rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
                                  "    load: [fx_other_major]\n", out, sizeof out);
     ck_assert_int_eq(rc, 2);
@@ -851,51 +856,73 @@ START_TEST(abi_gate_through_host)
              "%s/fx_claims_current.so both claim the name 'fx_current'",
              SX_FIXTURE_DIR, SX_FIXTURE_DIR);
     ck_assert_msg(strstr(out, want), "want '%s' in: %s", want, out);
-    /* built from the frozen SDK 1.0 headers */
+    /* built from each previous minor's frozen SDK headers */
+    for (int minor = 0; minor < SX_ABI_MINOR; minor++) {
+        char *cfg, name[32], kind[32], abi[16];
+        snprintf(name, sizeof name, "fx_sdk%d%d_backend", SX_ABI_MAJOR, minor);
+        snprintf(kind, sizeof kind, "exec.sdk%d%d", SX_ABI_MAJOR, minor);
+        snprintf(abi, sizeof abi, "ABI %d.%d", SX_ABI_MAJOR, minor);
+        ck_assert_int_ge(asprintf(&cfg,
+                                  "script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
+                                  "    load: [%s]\n"
+                                  "  executors:\n    - name: old\n      kind: %s\n",
+                                  name, kind),
+                         0);
+        rc = sx_harness_check_config(cfg, out, sizeof out);
+        free(cfg);
+        ck_assert_msg(rc == 0, "%s", out);
+        ck_assert_msg(strstr(out, name) && strstr(out, kind) && strstr(out, abi), "%s", out);
+    }
+    /* a kind added in 1.2, declared by a plugin built for 1.1 */
     rc = sx_harness_check_config("script_executor:\n  plugins:\n    dir: \"@FIXTURES@\"\n"
-                                 "    load: [fx_sdk10_backend]\n"
-                                 "  executors:\n    - name: old\n      kind: exec.sdk10\n",
-                                 out, sizeof out);
-    ck_assert_msg(rc == 0, "%s", out);
-    ck_assert_msg(strstr(out, "fx_sdk10_backend") && strstr(out, "exec.sdk10") &&
-                  strstr(out, "ABI 1.0"), "%s", out);
+                                 "    load: [fx_policy_1_1]\n", out, sizeof out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "fx_policy_1_1.so (fx_policy_1_1): kind 6 (policy) exists since SDK "
+                              "ABI 1.2, but the plugin was built for ABI 1.1"), "%s", out);
 }
 END_TEST
 
-/* A backend built from the frozen SDK 1.0 headers (tests/fixtures/sdk-1.0)
- * behind script_run, in the real host: loaded, initialised, configured,
- * described and run over nng, with its durable start record. */
-static char sdk10_dir[64];
+/* A backend built from a previous minor's frozen SDK headers
+ * (tests/fixtures/sdk-1.N; fixture fx_sdk1N_backend) behind script_run, in
+ * the real host: loaded, initialised, configured, described and run over
+ * nng, with its durable start record.  Loop test: _i is the minor. */
+static char old_sdk_dir[64];
+static char old_sdk_fixture[32];
 
-static void sdk10_link(const char *from_dir, const char *name)
+static void old_sdk_link(const char *from_dir, const char *name)
 {
     char target[1024], link_path[256];
     snprintf(target, sizeof target, "%s/%s.so", from_dir, name);
-    snprintf(link_path, sizeof link_path, "%s/%s.so", sdk10_dir, name);
+    snprintf(link_path, sizeof link_path, "%s/%s.so", old_sdk_dir, name);
     ck_assert_msg(symlink(target, link_path) == 0, "symlink %s: %s", link_path, strerror(errno));
 }
 
-static void sdk10_cleanup(void)
+static void old_sdk_cleanup(void)
 {
     stop_host();
-    const char *names[] = {"script_run", "audit_file", "fx_sdk10_backend"};
-    for (size_t i = 0; i < 3 && sdk10_dir[0]; i++) {
+    const char *names[] = {"script_run", "audit_file", old_sdk_fixture};
+    for (size_t i = 0; i < 3 && old_sdk_dir[0]; i++) {
         char link_path[256];
-        snprintf(link_path, sizeof link_path, "%s/%s.so", sdk10_dir, names[i]);
+        snprintf(link_path, sizeof link_path, "%s/%s.so", old_sdk_dir, names[i]);
         unlink(link_path);
     }
-    if (sdk10_dir[0])
-        rmdir(sdk10_dir);
+    if (old_sdk_dir[0])
+        rmdir(old_sdk_dir);
+    old_sdk_dir[0] = '\0';
 }
 
-START_TEST(sdk_1_0_backend_runs_through_host)
+START_TEST(old_sdk_backend_runs_through_host)
 {
+    char sdk[16], kind[32], want[128];
+    snprintf(sdk, sizeof sdk, "%d.%d", SX_ABI_MAJOR, _i);
+    snprintf(kind, sizeof kind, "exec.sdk%d%d", SX_ABI_MAJOR, _i);
+    snprintf(old_sdk_fixture, sizeof old_sdk_fixture, "fx_sdk%d%d_backend", SX_ABI_MAJOR, _i);
     /* one plugin directory holding the real plugins and the fixture */
-    snprintf(sdk10_dir, sizeof sdk10_dir, "/tmp/sxit-sdk10-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(sdk10_dir));
-    sdk10_link(SX_PLUGIN_DIR, "script_run");
-    sdk10_link(SX_PLUGIN_DIR, "audit_file");
-    sdk10_link(SX_FIXTURE_DIR, "fx_sdk10_backend");
+    snprintf(old_sdk_dir, sizeof old_sdk_dir, "/tmp/sxit-sdk%d%d-XXXXXX", SX_ABI_MAJOR, _i);
+    ck_assert_ptr_nonnull(mkdtemp(old_sdk_dir));
+    old_sdk_link(SX_PLUGIN_DIR, "script_run");
+    old_sdk_link(SX_PLUGIN_DIR, "audit_file");
+    old_sdk_link(SX_FIXTURE_DIR, old_sdk_fixture);
     char *cfg;
     ck_assert_int_ge(asprintf(&cfg,
                               "script_executor:\n"
@@ -904,44 +931,51 @@ START_TEST(sdk_1_0_backend_runs_through_host)
                               "    events: \"ipc://@DIR@/events.sock\"\n"
                               "  plugins:\n"
                               "    dir: \"%s\"\n"
-                              "    load: [script_run, fx_sdk10_backend, audit_file]\n"
+                              "    load: [script_run, %s, audit_file]\n"
                               "  executors:\n"
                               "    - name: old\n"
-                              "      kind: exec.sdk10\n"
+                              "      kind: %s\n"
                               "      greeting: \"hello through the host\"\n"
                               "  audit:\n"
                               "    log_file: \"@DIR@/audit.log\"\n",
-                              sdk10_dir),
+                              old_sdk_dir, old_sdk_fixture, kind),
                      0);
     ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
     free(cfg);
 
-    cJSON *r = run("run-sdk10", "old",
+    cJSON *r = run("run-old-sdk", "old",
                    "{\"inline_script\":\"echo hi\",\"interpreter\":\"/bin/sh\",\"stdin\":\"abc\\n\"}");
     char *text = cJSON_PrintUnformatted(r);
     ck_assert_msg(strcmp(sx_json_str(r, "status"), "succeeded") == 0, "%s", text);
     free(text);
     ck_assert_str_eq(sx_json_str(r, "output.stdout"), "hello through the host\nabc\n");
-    ck_assert_str_eq(sx_json_str(r, "output.stderr"), "sdk10: script of 7 bytes\n");
+    snprintf(want, sizeof want, "sdk%d%d: script of 7 bytes\n", SX_ABI_MAJOR, _i);
+    ck_assert_str_eq(sx_json_str(r, "output.stderr"), want);
     ck_assert_int_eq((int)num(r, "output", "exit_code"), 0);
     ck_assert_str_eq(sx_json_str(r, "output.executor"), "old");
-    ck_assert_str_eq(sx_json_str(r, "output.backend"), "exec.sdk10");
+    ck_assert_str_eq(sx_json_str(r, "output.backend"), kind);
     ck_assert_str_eq(sx_json_str(r, "output.termination.reason"), "exited");
     cJSON_Delete(r);
-    cJSON *started = sx_harness_audit_record(&H, "exec.started", "run-sdk10", "old");
+    cJSON *started = sx_harness_audit_record(&H, "exec.started", "run-old-sdk", "old");
     ck_assert_ptr_nonnull(started);
-    ck_assert_str_eq(sx_json_str(started, "sdk"), "1.0"); /* the plugin's extra_json */
+    ck_assert_str_eq(sx_json_str(started, "sdk"), sdk); /* the plugin's extra_json */
+    /* from 1.1 on, what it attached with exec_set_info (new in 1.1) */
+    if (_i >= 1)
+        ck_assert_str_eq(sx_json_str(started, "fixture_sdk"), sdk);
+    else
+        ck_assert_ptr_null(cJSON_GetObjectItem(started, "fixture_sdk"));
     cJSON_Delete(started);
-    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.finished", "run-sdk10", "old"), 1);
+    ck_assert_int_eq(sx_harness_audit_count(&H, "exec.finished", "run-old-sdk", "old"), 1);
 
     r = sx_harness_call(&H, "{\"op\":\"describe\"}");
     ck_assert_ptr_nonnull(r);
     const cJSON *plugins = cJSON_GetObjectItem(r, "plugins");
-    ck_assert_str_eq(sx_json_str(cJSON_GetArrayItem(plugins, 1), "name"), "fx_sdk10_backend");
-    ck_assert_str_eq(sx_json_str(cJSON_GetArrayItem(plugins, 1), "abi"), "1.0");
+    ck_assert_str_eq(sx_json_str(cJSON_GetArrayItem(plugins, 1), "name"), old_sdk_fixture);
+    ck_assert_str_eq(sx_json_str(cJSON_GetArrayItem(plugins, 1), "abi"), sdk);
     const cJSON *ex = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "executors"), 0);
-    ck_assert_str_eq(sx_json_str(ex, "details.sdk"), "1.0");
-    ck_assert_str_eq(sx_json_str(ex, "details.host_abi"), "1.1");
+    ck_assert_str_eq(sx_json_str(ex, "details.sdk"), sdk);
+    snprintf(want, sizeof want, "%d.%d", SX_ABI_MAJOR, SX_ABI_MINOR);
+    ck_assert_str_eq(sx_json_str(ex, "details.host_abi"), want);
     cJSON_Delete(r);
 }
 END_TEST
@@ -1006,11 +1040,12 @@ int main(void)
     tcase_set_timeout(cfg, 60);
     suite_add_tcase(s, cfg);
 
-    TCase *sdk10 = tcase_create("sdk_1_0");
-    tcase_add_checked_fixture(sdk10, NULL, sdk10_cleanup);
-    tcase_add_test(sdk10, sdk_1_0_backend_runs_through_host);
-    tcase_set_timeout(sdk10, 60);
-    suite_add_tcase(s, sdk10);
+    /* every previous minor, 1.0 .. current-1 */
+    TCase *old_sdk = tcase_create("old_sdk");
+    tcase_add_checked_fixture(old_sdk, NULL, old_sdk_cleanup);
+    tcase_add_loop_test(old_sdk, old_sdk_backend_runs_through_host, 0, SX_ABI_MINOR);
+    tcase_set_timeout(old_sdk, 60);
+    suite_add_tcase(s, old_sdk);
 
     return sx_check_run(s);
 }

@@ -1,8 +1,9 @@
 /*
  * abi_layout.h - records of the public SDK's binary layout, shared by
- * test_abi_layout.c (current headers) and abi_layout_1_0.c (the frozen 1.0
- * headers of tests/fixtures/sdk-1.0).  Includes no SDK header itself, so
- * each translation unit measures the SDK it was compiled against.
+ * test_abi_layout.c (current headers) and abi_layout_1_N.c (the frozen
+ * headers of each previous minor, tests/fixtures/sdk-1.N).  Includes no SDK
+ * header itself, so each translation unit measures the SDK it was compiled
+ * against.
  */
 #ifndef SX_TEST_ABI_LAYOUT_H
 #define SX_TEST_ABI_LAYOUT_H
@@ -30,11 +31,34 @@ typedef struct sx_abi_constant {
 
 #define SX_ABI_CONST(c, v) {#c, v, (long long)(c)}
 
-/* What abi_layout_1_0.c measured from the SDK 1.0 headers. */
-extern const sx_layout sx_abi_1_0_layout[];
-extern const size_t sx_abi_1_0_layout_n;
-extern const sx_abi_constant sx_abi_1_0_constants[];
-extern const size_t sx_abi_1_0_constants_n;
-extern const int sx_abi_1_0_major, sx_abi_1_0_minor;
+/* A typedef that is not a struct or an enum (a function pointer type): its
+ * name, and whether the compiler still finds it compatible with the
+ * signature recorded for it. */
+typedef struct sx_abi_typedef {
+    const char *name;
+    int same_type;
+} sx_abi_typedef;
+
+#define SX_ABI_TYPEDEF(t, recorded_type) {#t, _Generic((t)0, recorded_type: 1, default: 0)}
+
+/* Everything recorded for one minor, measured from the headers the
+ * translation unit that defines it was compiled against.  typedefs may be
+ * NULL (not recorded for that minor). */
+typedef struct sx_abi_record {
+    int major, minor;               /* SX_ABI_MAJOR/MINOR of those headers */
+    const sx_layout *layout;
+    size_t layout_n;
+    const sx_abi_constant *constants;
+    size_t constants_n;
+    const sx_abi_typedef *typedefs;
+    size_t typedefs_n;
+} sx_abi_record;
+
+#define SX_ABI_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The previous minors, each measured from its frozen headers
+ * (abi_layout_1_0.c, abi_layout_1_1.c). */
+extern const sx_abi_record sx_abi_1_0;
+extern const sx_abi_record sx_abi_1_1;
 
 #endif

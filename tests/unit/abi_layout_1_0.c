@@ -15,11 +15,9 @@
 _Static_assert(SX_ABI_MAJOR == 1 && SX_ABI_MINOR == 0,
                "abi_layout_1_0.c must be compiled against tests/fixtures/sdk-1.0/include");
 
-const int sx_abi_1_0_major = SX_ABI_MAJOR, sx_abi_1_0_minor = SX_ABI_MINOR;
-
 /* Identical to ABI 1.1 but for sx_host_api, which ends after exec_started
  * (168 bytes). */
-const sx_layout sx_abi_1_0_layout[] = {
+static const sx_layout layout_1_0[] = {
     SX_LAYOUT_SIZE(sx_error, 1072),
     SX_LAYOUT_FIELD(sx_error, code, 0),
     SX_LAYOUT_FIELD(sx_error, message, 48),
@@ -141,9 +139,8 @@ const sx_layout sx_abi_1_0_layout[] = {
     SX_LAYOUT_FIELD(sx_sink_ops, write, 8),
     SX_LAYOUT_FIELD(sx_sink_ops, flush, 16),
 };
-const size_t sx_abi_1_0_layout_n = sizeof sx_abi_1_0_layout / sizeof sx_abi_1_0_layout[0];
 
-const sx_abi_constant sx_abi_1_0_constants[] = {
+static const sx_abi_constant constants_1_0[] = {
     SX_ABI_CONST(SX_KIND_STEP_TYPE, 1),
     SX_ABI_CONST(SX_KIND_BACKEND, 2),
     SX_ABI_CONST(SX_KIND_EVENT_SINK, 3),
@@ -189,4 +186,14 @@ const sx_abi_constant sx_abi_1_0_constants[] = {
     SX_ABI_CONST(SX_ERROR_CODE_MAX, 48),
     SX_ABI_CONST(SX_ERROR_MESSAGE_MAX, 1024),
 };
-const size_t sx_abi_1_0_constants_n = sizeof sx_abi_1_0_constants / sizeof sx_abi_1_0_constants[0];
+
+static const sx_abi_typedef typedefs_1_0[] = {
+    SX_ABI_TYPEDEF(sx_plugin_entry_fn, const sx_plugin_descriptor *(*)(void)),
+};
+
+const sx_abi_record sx_abi_1_0 = {
+    .major = SX_ABI_MAJOR, .minor = SX_ABI_MINOR,
+    .layout = layout_1_0, .layout_n = SX_ABI_COUNT(layout_1_0),
+    .constants = constants_1_0, .constants_n = SX_ABI_COUNT(constants_1_0),
+    .typedefs = typedefs_1_0, .typedefs_n = SX_ABI_COUNT(typedefs_1_0),
+};

@@ -11,9 +11,10 @@ add_executable(test_docker_modules ${CMAKE_CURRENT_LIST_DIR}/test_docker_modules
   ${SX_DOCKER_MODULES_DIR}/docker_tar.c
   ${SX_DOCKER_MODULES_DIR}/docker_stream.c
   ${SX_DOCKER_MODULES_DIR}/docker_image.c
-  ${SX_DOCKER_MODULES_DIR}/docker_mask.c
+  ${PROJECT_SOURCE_DIR}/plugins/common/output_mask.c
   ${SX_DOCKER_MODULES_DIR}/local_store.c)
-target_include_directories(test_docker_modules PRIVATE ${SX_DOCKER_MODULES_DIR})
+target_include_directories(test_docker_modules PRIVATE ${SX_DOCKER_MODULES_DIR}
+  ${PROJECT_SOURCE_DIR}/plugins/common)
 target_link_libraries(test_docker_modules PRIVATE sx_sdk sx_sdk_util PkgConfig::CJSON
   PkgConfig::CHECK OpenSSL::Crypto)
 add_test(NAME unit_docker_modules COMMAND test_docker_modules)

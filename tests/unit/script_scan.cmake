@@ -1,5 +1,5 @@
-# Unit test of the script scanner prepared for the policy plugin
-# (plugins/policy/script_scan.c, compiled in: there is no plugin target yet).
+# Unit test of the policy plugin's script scanner
+# (plugins/policy/script_scan.c, compiled in so it is tested on its own).
 # Included from tests/CMakeLists.txt: include(unit/script_scan.cmake)
 add_executable(test_script_scan ${CMAKE_CURRENT_LIST_DIR}/test_script_scan.c
   ${PROJECT_SOURCE_DIR}/plugins/policy/script_scan.c)

@@ -255,6 +255,7 @@ START_TEST(expiry_on_the_hosts_clock)
     const char *key = strdup(next_key());
     cJSON *a = create(&s, key, 1, 5000, 0);
     int64_t expires = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(a, "expires_at_ms"));
+    ck_assert_ptr_null(cJSON_GetObjectItem(a, "expired_now"));
     cJSON_Delete(a);
     /* one millisecond before: still pending */
     ck_assert_int_eq(s.ops->get(s.state, key, "step-1", expires - 1, &text, &err), 0);
@@ -267,7 +268,13 @@ START_TEST(expiry_on_the_hosts_clock)
     free(text);
     ck_assert_int_eq(s.ops->decide(s.state, key, "step-1", "bob", 1, NULL, expires, &text, &err), -1);
     ck_assert_str_eq(err.code, "expired");
-    free(text);
+    r = parse_free(text); /* this call stored the expiry: it says so, once */
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "expired_now")));
+    cJSON_Delete(r);
+    ck_assert_int_eq(s.ops->get(s.state, key, "step-1", expires + 1, &text, &err), 0);
+    r = parse_free(text);
+    ck_assert_ptr_null(cJSON_GetObjectItem(r, "expired_now"));
+    cJSON_Delete(r);
     /* and it stays expired even on an earlier clock (stored so) */
     ck_assert_int_eq(s.ops->get(s.state, key, "step-1", expires - 1000, &text, &err), 0);
     r = parse_free(text);
@@ -299,6 +306,16 @@ START_TEST(consume_once)
     ck_assert_int_eq(s.ops->consume(s.state, key, "step-1", "h2/r9", now_ms(), &text, &err), -1);
     ck_assert_str_eq(err.code, "already_consumed");
     ck_assert_ptr_nonnull(strstr(err.message, "h1/r1"));
+    free(text);
+    /* a claim that did not run is given back by its claimer only */
+    ck_assert_int_eq(s.ops->release(s.state, key, "step-1", "h2/r9", now_ms(), &text, &err), -1);
+    ck_assert_str_eq(err.code, "not_consumed");
+    free(text);
+    ck_assert_int_eq(s.ops->release(s.state, key, "step-1", "h1/r1", now_ms(), &text, &err), 0);
+    r = parse_free(text);
+    ck_assert_str_eq(str(r, "status"), "approved");
+    cJSON_Delete(r);
+    ck_assert_int_eq(s.ops->consume(s.state, key, "step-1", "h3/r2", now_ms(), &text, &err), 0);
     free(text);
     free((void *)key);
     store_close(&s);
@@ -444,17 +461,21 @@ START_TEST(replicas_consume_once)
     ck_assert_int_eq(s.ops->decide(s.state, key, "step-1", "bob", 1, NULL, now_ms(), &text, &err), 0);
     free(text);
     store_close(&s);
-    int pipefd[2];
+    int pipefd[2], ready[2];
     ck_assert_int_eq(pipe(pipefd), 0);
+    ck_assert_int_eq(pipe(ready), 0);
     pid_t kids[4];
     for (int i = 0; i < 4; i++) {
         kids[i] = fork();
         ck_assert_int_ge(kids[i], 0);
         if (kids[i] == 0) {
             close(pipefd[1]);
+            close(ready[0]);
             store c;
             store_open(&c);
-            char b;
+            char b = 'r';
+            if (write(ready[1], &b, 1) != 1) /* my store is open */
+                _exit(3);
             if (read(pipefd[0], &b, 1) < 0) /* start together */
                 _exit(3);
             char claimer[32], *t = NULL;
@@ -467,7 +488,12 @@ START_TEST(replicas_consume_once)
         }
     }
     close(pipefd[0]);
-    usleep(200 * 1000); /* let the children open their stores; they block on the pipe */
+    close(ready[1]);
+    for (int i = 0; i < 4; i++) { /* every child has its store open */
+        char b;
+        ck_assert_int_eq(read(ready[0], &b, 1), 1);
+    }
+    close(ready[0]);
     close(pipefd[1]);   /* EOF releases all of them at once */
     int zero = 0, one = 0;
     for (int i = 0; i < 4; i++) {

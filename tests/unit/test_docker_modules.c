@@ -21,7 +21,7 @@
 #include "docker_image.h"
 #include "docker_stream.h"
 #include "docker_tar.h"
-#include "docker_mask.h"
+#include "output_mask.h"
 #include "local_store.h"
 
 /* ---------------------------------------------------------------- helpers */

@@ -1,9 +1,12 @@
 /*
  * test_loader.c - the plugin loader's ABI gate and every way loading fails,
- * each with its own message naming the file and the reason; the host's
- * plugin loading (init failure, two files claiming one name); and a plugin
- * built from the frozen SDK 1.0 headers loaded, initialised and run by this
- * host without it reading beyond the struct sizes 1.0 had.
+ * each with its own message naming the file and the reason; the kinds added
+ * in 1.2 (load when built for 1.2, refused when built for 1.1); the host's
+ * plugin loading (init failure, two files claiming one name); a plugin built
+ * from each previous minor's frozen SDK headers (1.0, 1.1) loaded,
+ * initialised and run by this host without it reading beyond the struct
+ * sizes that minor had; and the host's reading of the optional ready op
+ * (plugin_ready.h) only where a plugin's table has it.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -18,14 +21,27 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "health.h"
 #include "host.h"
 #include "loader.h"
+#include "plugin_ready.h"
+#include "sx/sx_approval.h"
 #include "sx/sx_backend.h"
+#include "sx/sx_catalog.h"
+#include "sx/sx_policy.h"
+#include "sx/sx_sink.h"
 
-/* Sizes as ABI 1.0 had them (test_abi_layout.c, abi_layout_1_0.c). */
-#define SX_1_0_DESCRIPTOR_SIZE 80u
-#define SX_1_0_BACKEND_OPS_SIZE 64u
-#define SX_1_0_HOST_API_SIZE 168u
+/* Sizes as each previous minor had them (test_abi_layout.c,
+ * abi_layout_1_N.c), indexed by minor: one entry per frozen SDK
+ * (tests/fixtures/sdk-1.N) and fixture fx_sdk1N_backend. */
+static const struct {
+    unsigned descriptor, backend_ops, host_api;
+} old_sizes[] = {
+    {80, 64, 168}, /* 1.0 */
+    {80, 64, 176}, /* 1.1: + sx_host_api.exec_set_info */
+};
+_Static_assert(sizeof old_sizes / sizeof old_sizes[0] == SX_ABI_MINOR,
+               "one entry of old_sizes per previous minor");
 
 static const char *fixture_path(const char *name)
 {
@@ -80,9 +96,14 @@ START_TEST(newer_minor_refused)
     ck_assert_ptr_null(p);
     ck_assert_str_eq(err.code, "plugin_abi_mismatch");
     ck_assert_has(err.message, fixture_path("fx_newer_minor"));
-    ck_assert_has(err.message, "built for SDK ABI 1.2");
-    ck_assert_has(err.message, "newer than this host's ABI 1.1");
-    ck_assert_has(err.message, "upgrade the host or build the plugin against SDK 1.1");
+    char want[256];
+    snprintf(want, sizeof want, "built for SDK ABI %d.%d", SX_ABI_MAJOR, SX_ABI_MINOR + 1);
+    ck_assert_has(err.message, want);
+    snprintf(want, sizeof want, "newer than this host's ABI %d.%d", SX_ABI_MAJOR, SX_ABI_MINOR);
+    ck_assert_has(err.message, want);
+    snprintf(want, sizeof want, "upgrade the host or build the plugin against SDK %d.%d",
+             SX_ABI_MAJOR, SX_ABI_MINOR);
+    ck_assert_has(err.message, want);
 }
 END_TEST
 
@@ -95,8 +116,11 @@ START_TEST(other_major_refused)
     ck_assert_ptr_null(p);
     ck_assert_str_eq(err.code, "plugin_abi_mismatch");
     ck_assert_has(err.message, fixture_path("fx_other_major"));
-    ck_assert_has(err.message, "built for SDK ABI 2.0");
-    ck_assert_has(err.message, "this host speaks ABI 1.1");
+    char want[256];
+    snprintf(want, sizeof want, "built for SDK ABI %d.0", SX_ABI_MAJOR + 1);
+    ck_assert_has(err.message, want);
+    snprintf(want, sizeof want, "this host speaks ABI %d.%d", SX_ABI_MAJOR, SX_ABI_MINOR);
+    ck_assert_has(err.message, want);
     ck_assert_has(err.message, "major versions differ");
 }
 END_TEST
@@ -167,16 +191,23 @@ START_TEST(abi_check_truncated_descriptor)
 }
 END_TEST
 
-START_TEST(abi_check_reserved_kind)
+START_TEST(abi_check_unknown_kind)
 {
+    /* refused before the ops table is read: a bare struct_size will do */
     static const uint32_t ops_size = 64;
     sx_plugin_descriptor d = {.abi_major = SX_ABI_MAJOR, .abi_minor = SX_ABI_MINOR,
                               .struct_size = sizeof d, .name = "a", .version = "1",
-                              .provides = "p", .kind = SX_KIND_APPROVAL, .ops = &ops_size};
+                              .provides = "p", .kind = (sx_plugin_kind)42, .ops = &ops_size};
     sx_error err;
     ck_assert_int_eq(sx_plugin_abi_check(&d, "a.so", &err), -1);
     ck_assert_str_eq(err.code, "plugin_invalid");
-    ck_assert_has(err.message, "plugin a.so (a): kind 4 (approval) is not supported by this host");
+    ck_assert_has(err.message, "plugin a.so (a): kind 42 (unknown) is not supported by this host");
+    /* 1.1's reserved approval kind, from a plugin built for 1.1 */
+    d.kind = SX_KIND_APPROVAL;
+    d.abi_minor = 1;
+    ck_assert_int_eq(sx_plugin_abi_check(&d, "a.so", &err), -1);
+    ck_assert_has(err.message, "plugin a.so (a): kind 4 (approval) exists since SDK ABI 1.2, but the "
+                               "plugin was built for ABI 1.1");
 }
 END_TEST
 
@@ -191,6 +222,77 @@ START_TEST(real_plugins_pass_gate)
         ck_assert_msg(sx_plugin_open(path, &p, &err) == 0, "%s: %s", path, err.message);
         ck_assert_str_eq(p->desc->name, names[i]);
         sx_plugin_close(p);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------- kinds added in 1.2 */
+
+static const struct {
+    const char *fixture;    /* built for 1.2; "<fixture>_1_1" claims 1.1 */
+    sx_plugin_kind kind;
+    const char *kind_name;
+    uint32_t ops_size;
+} new_kinds[] = {
+    {"fx_policy", SX_KIND_POLICY, "policy", sizeof(sx_policy_ops)},
+    {"fx_catalog", SX_KIND_IMAGE_CATALOG, "image_catalog", sizeof(sx_catalog_ops)},
+    {"fx_service", SX_KIND_SERVICE, "service", sizeof(sx_service_ops)},
+    {"fx_approval", SX_KIND_APPROVAL, "approval", sizeof(sx_approval_ops)},
+};
+#define N_NEW_KINDS ((int)(sizeof new_kinds / sizeof new_kinds[0]))
+
+/* Loop test: _i indexes new_kinds. */
+START_TEST(kind_since_1_2_loads)
+{
+    sx_error err;
+    int rv;
+    struct sx_plugin_ctx *p = load(new_kinds[_i].fixture, &err, &rv);
+    ck_assert_msg(rv == 0, "%s refused: %s", new_kinds[_i].fixture, err.message);
+    ck_assert_str_eq(p->desc->name, new_kinds[_i].fixture);
+    ck_assert_uint_eq(p->desc->abi_minor, 2);
+    ck_assert_int_eq(p->desc->kind, new_kinds[_i].kind);
+    ck_assert_str_eq(sx_plugin_kind_name(p->desc->kind), new_kinds[_i].kind_name);
+    ck_assert_uint_eq(*(const uint32_t *)p->desc->ops, new_kinds[_i].ops_size);
+    sx_plugin_close(p);
+}
+END_TEST
+
+/* Loop test: the same plugin, its descriptor claiming 1.1. */
+START_TEST(kind_since_1_2_refused_from_1_1_plugin)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s_1_1", new_kinds[_i].fixture);
+    sx_error err;
+    int rv;
+    struct sx_plugin_ctx *p = load(name, &err, &rv);
+    ck_assert_int_eq(rv, -1);
+    ck_assert_ptr_null(p);
+    ck_assert_str_eq(err.code, "plugin_invalid");
+    char want[1200];
+    snprintf(want, sizeof want, "plugin %s (%s): kind %d (%s) exists since SDK ABI 1.2, but the "
+             "plugin was built for ABI 1.1", fixture_path(name), name, (int)new_kinds[_i].kind,
+             new_kinds[_i].kind_name);
+    ck_assert_has(err.message, want);
+}
+END_TEST
+
+START_TEST(kind_since_1_2_required_ops)
+{
+    static const struct {
+        const char *fixture, *message;
+    } cases[] = {
+        {"fx_catalog_no_resolve", "required image_catalog op 'resolve' is NULL"},
+        {"fx_approval_no_decide", "required approval op 'decide' is NULL"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sx_error err;
+        int rv;
+        struct sx_plugin_ctx *p = load(cases[i].fixture, &err, &rv);
+        ck_assert_int_eq(rv, -1);
+        ck_assert_ptr_null(p);
+        ck_assert_str_eq(err.code, "plugin_invalid");
+        ck_assert_has(err.message, fixture_path(cases[i].fixture));
+        ck_assert_has(err.message, cases[i].message);
     }
 }
 END_TEST
@@ -283,7 +385,7 @@ START_TEST(file_name_and_plugin_name_differ_refused)
 }
 END_TEST
 
-/* ------------------------------- a plugin built from the SDK 1.0 headers */
+/* ------------------ plugins built from a previous minor's frozen headers */
 
 /* 1 when the byte at addr can be read (probed without touching it). */
 static int readable(const void *addr)
@@ -308,56 +410,90 @@ static void assert_guarded(const void *start, size_t size, const char *what)
     ck_assert_msg(!readable(end), "%s: the byte after it is readable (no guard page)", what);
 }
 
-START_TEST(sdk_1_0_plugin_loads_and_is_guarded)
+/* Loop tests below: _i is the previous minor; its fixture is
+ * fx_sdk1<_i>_backend, built from tests/fixtures/sdk-1.<_i>/include only. */
+
+static const char *old_fixture(int minor)
+{
+    static char name[32];
+    snprintf(name, sizeof name, "fx_sdk%d%d_backend", SX_ABI_MAJOR, minor);
+    return name;
+}
+
+START_TEST(old_sdk_plugin_loads_and_is_guarded)
 {
     sx_error err;
     int rv;
-    struct sx_plugin_ctx *p = load("fx_sdk10_backend", &err, &rv);
-    ck_assert_msg(rv == 0, "a plugin built from the 1.0 headers was refused: %s", err.message);
+    struct sx_plugin_ctx *p = load(old_fixture(_i), &err, &rv);
+    ck_assert_msg(rv == 0, "a plugin built from the 1.%d headers was refused: %s", _i, err.message);
     const sx_plugin_descriptor *d = p->desc;
-    ck_assert_uint_eq(d->abi_major, 1);
-    ck_assert_uint_eq(d->abi_minor, 0);
-    ck_assert_uint_eq(d->struct_size, SX_1_0_DESCRIPTOR_SIZE);
+    ck_assert_uint_eq(d->abi_major, SX_ABI_MAJOR);
+    ck_assert_uint_eq(d->abi_minor, (unsigned)_i);
+    ck_assert_uint_eq(d->struct_size, old_sizes[_i].descriptor);
     ck_assert_int_eq(d->kind, SX_KIND_BACKEND);
-    ck_assert_str_eq(d->provides, "exec.sdk10");
+    char provides[32];
+    snprintf(provides, sizeof provides, "exec.sdk%d%d", SX_ABI_MAJOR, _i);
+    ck_assert_str_eq(d->provides, provides);
     const sx_backend_ops *ops = d->ops;
-    ck_assert_uint_eq(ops->struct_size, SX_1_0_BACKEND_OPS_SIZE);
-    /* Any read past the 1.0 sizes by the host faults: what the tests below
+    ck_assert_uint_eq(ops->struct_size, old_sizes[_i].backend_ops);
+    /* Any read past the 1.N sizes by the host faults: what the tests below
      * (and the load above) survive, the host did not read. */
     assert_guarded(d, d->struct_size, "the descriptor");
     assert_guarded(ops, ops->struct_size, "the backend ops table");
+    /* sx_backend_ops.ready (1.2) lies in the unreadable page: the host's
+     * accessor does not touch it */
+    ck_assert_uint_ge(offsetof(sx_backend_ops, ready), ops->struct_size);
+    ck_assert_ptr_null(sx_plugin_ready_op(d));
     sx_plugin_close(p);
 }
 END_TEST
 
-START_TEST(sdk_1_0_backend_runs_in_host)
+START_TEST(old_sdk_backend_runs_in_host)
 {
+    const char *name = old_fixture(_i);
     sx_host host;
     sx_error err;
-    int rv = host_open(&host,
-                       "[fx_sdk10_backend]\n"
-                       "  executors:\n"
-                       "    - name: old\n"
-                       "      kind: exec.sdk10\n"
-                       "      greeting: \"hi from 1.0\"\n"
-                       "      exit_code: 3\n",
-                       &err);
+    char *cfg;
+    ck_assert_int_ge(asprintf(&cfg,
+                              "[%s]\n"
+                              "  executors:\n"
+                              "    - name: old\n"
+                              "      kind: exec.sdk%d%d\n"
+                              "      greeting: \"hi from 1.%d\"\n"
+                              "      exit_code: 3\n",
+                              name, SX_ABI_MAJOR, _i, _i),
+                     0);
+    int rv = host_open(&host, cfg, &err);
+    free(cfg);
     ck_assert_msg(rv == 0, "%s: %s", err.code, err.message);
     sx_executor *ex = sx_host_executor(&host, "old");
     ck_assert_ptr_nonnull(ex);
-    ck_assert_str_eq(ex->plugin->desc->name, "fx_sdk10_backend");
+    ck_assert_str_eq(ex->plugin->desc->name, name);
     ck_assert_int_eq(ex->plugin->initialized, 1);
 
-    /* what the plugin saw: this host's 1.1 table, of which it reads 168 bytes */
+    /* what the plugin saw: this host's table, of which it reads its own
+     * minor's bytes */
     char *desc = ex->ops->describe(ex->instance);
     ck_assert_ptr_nonnull(desc);
-    char want[128];
-    snprintf(want, sizeof want, "\"sdk\":\"1.0\",\"host_abi\":\"%d.%d\",\"host_api_size\":%zu",
-             SX_ABI_MAJOR, SX_ABI_MINOR, sizeof(sx_host_api));
+    char want[256];
+    snprintf(want, sizeof want, "\"sdk\":\"%d.%d\",\"host_abi\":\"%d.%d\",\"host_api_size\":%zu",
+             SX_ABI_MAJOR, _i, SX_ABI_MAJOR, SX_ABI_MINOR, sizeof(sx_host_api));
     ck_assert_has(desc, want);
-    ck_assert_has(desc, "\"greeting\":\"hi from 1.0\",\"exit_code\":3");
+    snprintf(want, sizeof want, "\"greeting\":\"hi from 1.%d\",\"exit_code\":3", _i);
+    ck_assert_has(desc, want);
     free(desc);
-    ck_assert_uint_gt(sizeof(sx_host_api), SX_1_0_HOST_API_SIZE);
+    ck_assert_uint_gt(sizeof(sx_host_api), old_sizes[_i].host_api);
+
+    /* the host's readiness probe (health.c, /readyz) over this plugin: its
+     * table ends before `ready`, in front of an unreadable page; the probe
+     * survives and lists no check for it (it counts as always ready) */
+    cJSON *report = NULL;
+    sx_host_readiness(&host, &report);
+    ck_assert_ptr_nonnull(report);
+    const cJSON *check;
+    cJSON_ArrayForEach(check, cJSON_GetObjectItem(report, "checks"))
+        ck_assert_str_ne(cJSON_GetStringValue(cJSON_GetObjectItem(check, "plugin")), name);
+    cJSON_Delete(report);
 
     const char *script = "echo hi";
     sx_exec_spec spec = {.struct_size = sizeof spec, .execution_id = "run-1",
@@ -367,7 +503,10 @@ START_TEST(sdk_1_0_backend_runs_in_host)
                          .params_json = "{}"};
     char *plan = NULL;
     ck_assert_int_eq(ex->ops->render(ex->instance, &spec, &plan, &err), 0);
-    ck_assert_str_eq(plan, "{\"kind\":\"exec.sdk10\",\"interpreter\":\"/bin/sh\",\"script_bytes\":7}");
+    snprintf(want, sizeof want,
+             "{\"kind\":\"exec.sdk%d%d\",\"interpreter\":\"/bin/sh\",\"script_bytes\":7}",
+             SX_ABI_MAJOR, _i);
+    ck_assert_str_eq(plan, want);
     free(plan);
 
     sx_exec *exec = NULL;
@@ -381,31 +520,123 @@ START_TEST(sdk_1_0_backend_runs_in_host)
     ck_assert_int_eq(result.exit_code, 3);
     cJSON *out = cJSON_CreateObject();
     sx_exec_add_output(exec, out);
-    ck_assert_str_eq(cJSON_GetObjectItem(out, "stdout")->valuestring, "hi from 1.0\nfrom stdin\n");
-    ck_assert_str_eq(cJSON_GetObjectItem(out, "stderr")->valuestring, "sdk10: script of 7 bytes\n");
+    snprintf(want, sizeof want, "hi from 1.%d\nfrom stdin\n", _i);
+    ck_assert_str_eq(cJSON_GetObjectItem(out, "stdout")->valuestring, want);
+    snprintf(want, sizeof want, "sdk%d%d: script of 7 bytes\n", SX_ABI_MAJOR, _i);
+    ck_assert_str_eq(cJSON_GetObjectItem(out, "stderr")->valuestring, want);
     cJSON_Delete(out);
+    /* from 1.1 on the plugin attached info through exec_set_info (1.1) */
+    cJSON *info = sx_exec_info_copy(exec);
+    const cJSON *fixture_sdk = cJSON_GetObjectItem(info, "fixture_sdk");
+    if (_i >= 1) {
+        snprintf(want, sizeof want, "%d.%d", SX_ABI_MAJOR, _i);
+        ck_assert_msg(cJSON_IsString(fixture_sdk) && strcmp(fixture_sdk->valuestring, want) == 0,
+                      "exec_set_info from a 1.%d plugin did not arrive", _i);
+    } else {
+        ck_assert_ptr_null(fixture_sdk);
+    }
+    cJSON_Delete(info);
     sx_exec_destroy(exec);
     sx_host_close(&host); /* instance_destroy, fini, dlclose */
 }
 END_TEST
 
-START_TEST(sdk_1_0_backend_option_errors)
+START_TEST(old_sdk_backend_option_errors)
 {
     sx_host host;
     sx_error err;
-    ck_assert_int_eq(host_open(&host,
-                               "[fx_sdk10_backend]\n"
-                               "  executors:\n"
-                               "    - name: old\n"
-                               "      kind: exec.sdk10\n"
-                               "      exit_code: three\n",
-                               &err),
-                     -1);
+    char *cfg;
+    ck_assert_int_ge(asprintf(&cfg,
+                              "[%s]\n"
+                              "  executors:\n"
+                              "    - name: old\n"
+                              "      kind: exec.sdk%d%d\n"
+                              "      exit_code: three\n",
+                              old_fixture(_i), SX_ABI_MAJOR, _i),
+                     0);
+    ck_assert_int_eq(host_open(&host, cfg, &err), -1);
+    free(cfg);
     ck_assert_str_eq(err.code, "invalid_config");
-    ck_assert_has(err.message, "executor 'old' (exec.sdk10, line 6)");
+    char want[128];
+    snprintf(want, sizeof want, "executor 'old' (exec.sdk%d%d, line 6)", SX_ABI_MAJOR, _i);
+    ck_assert_has(err.message, want);
     ck_assert_has(err.message, "script_executor.executors[0].exit_code (line 8): "
                                "expected an integer, found 'three'");
     sx_host_close(&host);
+}
+END_TEST
+
+/* ------------------------------ the optional ready op (plugin_ready.h) */
+
+static int ready_yes(void *state, sx_error *err)
+{
+    (void)state, (void)err;
+    return 0;
+}
+
+START_TEST(ready_op_only_where_the_table_has_it)
+{
+    sx_backend_ops bops = {.struct_size = sizeof bops, .ready = ready_yes};
+    sx_plugin_descriptor d = {.abi_major = SX_ABI_MAJOR, .abi_minor = SX_ABI_MINOR,
+                              .struct_size = sizeof d, .kind = SX_KIND_BACKEND, .ops = &bops};
+    ck_assert_ptr_eq(sx_plugin_ready_op(&d), ready_yes);
+    /* a table built before 1.2 ends where ready begins: whatever lies there
+     * is not the plugin's ready op */
+    bops.struct_size = offsetof(sx_backend_ops, ready);
+    ck_assert_ptr_null(sx_plugin_ready_op(&d));
+    bops.struct_size = offsetof(sx_backend_ops, ready) + sizeof(void *) - 1;
+    ck_assert_ptr_null(sx_plugin_ready_op(&d));
+    bops.struct_size = sizeof bops;
+    bops.ready = NULL; /* built for 1.2, no ready op: always ready */
+    ck_assert_ptr_null(sx_plugin_ready_op(&d));
+
+    sx_sink_ops sops = {.struct_size = sizeof sops, .ready = ready_yes};
+    d.kind = SX_KIND_EVENT_SINK;
+    d.ops = &sops;
+    ck_assert_ptr_eq(sx_plugin_ready_op(&d), ready_yes);
+    sops.struct_size = offsetof(sx_sink_ops, ready);
+    ck_assert_ptr_null(sx_plugin_ready_op(&d));
+
+    sx_service_ops vops = {.struct_size = sizeof vops, .ready = ready_yes};
+    d.kind = SX_KIND_SERVICE;
+    d.ops = &vops;
+    ck_assert_ptr_eq(sx_plugin_ready_op(&d), ready_yes);
+    sx_approval_ops aops = {.struct_size = sizeof aops, .ready = ready_yes};
+    d.kind = SX_KIND_APPROVAL;
+    d.ops = &aops;
+    ck_assert_ptr_eq(sx_plugin_ready_op(&d), ready_yes);
+
+    /* kinds without a ready op, and no descriptor at all */
+    sx_policy_ops pops = {.struct_size = sizeof pops};
+    d.kind = SX_KIND_POLICY;
+    d.ops = &pops;
+    ck_assert_ptr_null(sx_plugin_ready_op(&d));
+    ck_assert_ptr_null(sx_plugin_ready_op(NULL));
+}
+END_TEST
+
+START_TEST(ready_op_of_loaded_plugins)
+{
+    /* services and approval stores built for 1.2 have theirs */
+    const char *with_ready[] = {"fx_service", "fx_approval"};
+    for (size_t i = 0; i < 2; i++) {
+        sx_error err;
+        int rv;
+        struct sx_plugin_ctx *p = load(with_ready[i], &err, &rv);
+        ck_assert_msg(rv == 0, "%s", err.message);
+        sx_plugin_ready_fn ready = sx_plugin_ready_op(p->desc);
+        ck_assert_ptr_nonnull(ready);
+        ck_assert_int_eq(ready(p->state, &err), 0);
+        sx_plugin_close(p);
+    }
+    /* a 1.2 sink that left it NULL */
+    sx_error err;
+    int rv;
+    struct sx_plugin_ctx *p = load("fx_current", &err, &rv);
+    ck_assert_int_eq(rv, 0);
+    ck_assert_ptr_null(sx_plugin_ready_op(p->desc));
+    sx_plugin_close(p);
+    /* the frozen-SDK backends: old_sdk_plugin_loads_and_is_guarded */
 }
 END_TEST
 
@@ -418,7 +649,7 @@ int main(void)
     tcase_add_test(abi, newer_minor_refused);
     tcase_add_test(abi, other_major_refused);
     tcase_add_test(abi, abi_check_truncated_descriptor);
-    tcase_add_test(abi, abi_check_reserved_kind);
+    tcase_add_test(abi, abi_check_unknown_kind);
     tcase_add_test(abi, real_plugins_pass_gate);
     suite_add_tcase(s, abi);
     TCase *fail = tcase_create("failures");
@@ -433,10 +664,20 @@ int main(void)
     tcase_add_test(host, plugin_listed_twice_refused);
     tcase_add_test(host, file_name_and_plugin_name_differ_refused);
     suite_add_tcase(s, host);
-    TCase *old = tcase_create("sdk_1_0");
-    tcase_add_test(old, sdk_1_0_plugin_loads_and_is_guarded);
-    tcase_add_test(old, sdk_1_0_backend_runs_in_host);
-    tcase_add_test(old, sdk_1_0_backend_option_errors);
+    TCase *kinds = tcase_create("kinds_1_2");
+    tcase_add_loop_test(kinds, kind_since_1_2_loads, 0, N_NEW_KINDS);
+    tcase_add_loop_test(kinds, kind_since_1_2_refused_from_1_1_plugin, 0, N_NEW_KINDS);
+    tcase_add_test(kinds, kind_since_1_2_required_ops);
+    suite_add_tcase(s, kinds);
+    /* every previous minor, 1.0 .. current-1 */
+    TCase *old = tcase_create("old_sdk");
+    tcase_add_loop_test(old, old_sdk_plugin_loads_and_is_guarded, 0, SX_ABI_MINOR);
+    tcase_add_loop_test(old, old_sdk_backend_runs_in_host, 0, SX_ABI_MINOR);
+    tcase_add_loop_test(old, old_sdk_backend_option_errors, 0, SX_ABI_MINOR);
     suite_add_tcase(s, old);
+    TCase *ready = tcase_create("ready_op");
+    tcase_add_test(ready, ready_op_only_where_the_table_has_it);
+    tcase_add_test(ready, ready_op_of_loaded_plugins);
+    suite_add_tcase(s, ready);
     return sx_check_run(s);
 }

@@ -33,6 +33,10 @@ typedef struct sx_opts {
     const char *script_timeout;
     const char *stdin_file;
     sx_strv env;
+    /* approvals (HTTP API) */
+    const char *api_url;
+    const char *token;
+    const char *reason;
     /* positional arguments after the command name */
     sx_strv args;
 } sx_opts;
@@ -47,5 +51,7 @@ int sx_cmd_list(const sx_opts *o);
 int sx_cmd_status(const sx_opts *o);
 int sx_cmd_cancel(const sx_opts *o);
 int sx_cmd_watch(const sx_opts *o);
+int sx_cmd_approvals(const sx_opts *o);
+int sx_cmd_audit(const sx_opts *o);           /* sx_audit_cmd.c */
 
 #endif /* SX_COMMANDS_H */

@@ -18,12 +18,14 @@ enum {
     SC_CALLER = 1 << 1,         /* run, render, exec */
     SC_EXEC = 1 << 2,           /* exec */
     SC_ID = 1 << 3,             /* run, render, exec, watch */
+    SC_APPROVALS = 1 << 4,      /* approvals */
 };
 
 typedef enum opt_id {
     OPT_URL, OPT_EVENTS_URL, OPT_TIMEOUT, OPT_REPLY_TIMEOUT, OPT_JSON,
     OPT_HELP, OPT_USER, OPT_GROUP, OPT_EXECUTION_ID, OPT_STEP_NAME,
     OPT_EXECUTOR, OPT_INTERPRETER, OPT_ENV, OPT_STDIN_FILE,
+    OPT_API_URL, OPT_TOKEN, OPT_REASON,
 } opt_id;
 
 typedef struct opt_def {
@@ -48,6 +50,9 @@ static const opt_def opt_defs[] = {
     {"interpreter", OPT_INTERPRETER, 1, SC_EXEC},
     {"env", OPT_ENV, 1, SC_EXEC},
     {"stdin-file", OPT_STDIN_FILE, 1, SC_EXEC},
+    {"api-url", OPT_API_URL, 1, SC_APPROVALS},
+    {"token", OPT_TOKEN, 1, SC_APPROVALS},
+    {"reason", OPT_REASON, 1, SC_APPROVALS},
 };
 
 typedef struct cmd_def {
@@ -70,6 +75,9 @@ static const cmd_def cmd_defs[] = {
     {"status", sx_cmd_status, 0, 2, 2, "EXECUTION_ID STEP"},
     {"cancel", sx_cmd_cancel, 0, 2, 2, "EXECUTION_ID STEP"},
     {"watch", sx_cmd_watch, SC_ID, 0, 0, ""},
+    {"approvals", sx_cmd_approvals, SC_APPROVALS, 1, 3,
+     "list | show|approve|deny EXECUTION_ID STEP"},
+    {"audit", sx_cmd_audit, 0, 2, SIZE_MAX, "verify FILE|DIR..."},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -92,6 +100,12 @@ static void usage(FILE *f)
 "  cancel EXECUTION_ID STEP    cancel a running or pending step\n"
 "  watch                   print events as \"topic json\" lines until "
 "interrupted\n"
+"  approvals list          pending approvals you may decide (HTTP API)\n"
+"  approvals show|approve|deny EXECUTION_ID STEP\n"
+"                          one approval: its request, or your decision\n"
+"  audit verify FILE|DIR...\n"
+"                          check the hash chain of audit files (in chain\n"
+"                          order, or a directory); no server needed\n"
 "\n"
 "Options for every command:\n"
 "  --url URL               control socket (default: $SX_URL, else\n"
@@ -119,12 +133,18 @@ static void usage(FILE *f)
 "  --stdin-file FILE       the script's standard input (\"-\": sxctl's)\n"
 "watch:\n"
 "  --execution-id ID       only the events of this execution\n"
+"approvals:\n"
+"  --api-url URL           the HTTP API (default: $SX_API_URL, else\n"
+"                          http://127.0.0.1:8080)\n"
+"  --token JWT             bearer token (default: $SX_TOKEN)\n"
+"  --reason TEXT           with approve or deny\n"
 "\n"
 "Exit status: 0 success; run and exec: the exit code of the script that\n"
 "failed, or 1 when a step did not succeed for another reason; 1 for server\n"
 "and connection errors; 2 for usage errors; run and exec: 130 when\n"
 "interrupted (the first interrupt cancels the running step, a second one\n"
-"quits at once); watch ends with 0 when interrupted.\n",
+"quits at once); watch ends with 0 when interrupted; audit verify: 1 when\n"
+"the chain is broken, 3 when a file cannot be read.\n",
         f);
 }
 
@@ -205,6 +225,9 @@ static int set_value(parse_state *ps, const opt_def *d, const char *v)
         o->env.v[o->env.n++] = v;
         break;
     case OPT_STDIN_FILE: o->stdin_file = v; break;
+    case OPT_API_URL: o->api_url = v; break;
+    case OPT_TOKEN: o->token = v; break;
+    case OPT_REASON: o->reason = v; break;
     case OPT_JSON: o->json = 1; break;
     case OPT_HELP: ps->help = 1; break;
     }

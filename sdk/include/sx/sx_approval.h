@@ -16,8 +16,11 @@
  *    "approvals_required": N,
  *    "approvals": [{"by": "bob", "at": "<RFC 3339>"}, ...],
  *    "denied_by", "reason", "decided_at", "consumed_by", "consumed_at",
- *    "created_at", "expires_at"}          (times RFC 3339 UTC)
- * Stores add no other fields.  Every record a function returns through
+ *    "created_at", "expires_at", "expires_at_ms"}  (times RFC 3339 UTC;
+ *                                 expires_at_ms: milliseconds since the epoch)
+ * Stores add no other fields, except in what a call returns:
+ * "expired_now": true when that very call turned the approval from pending
+ * into expired (so the host reports each expiry once; it is not stored).  Every record a function returns through
  * record_json is malloc(3)ed; the caller frees it with free(3).
  *
  * Times are given by the host (now_ms, expires_at_ms: milliseconds since
@@ -73,7 +76,9 @@ typedef struct sx_approval_ops {
 
     /* Records with the given status ("pending", ... ; NULL = all), oldest
      * first, at most `limit` (0 = no limit), as a malloc(3)ed JSON array in
-     * *records_json.  0, or -1 with err. */
+     * *records_json.  A pending record due at now_ms is not listed as
+     * pending (nor changed: expiry is stored by get/decide/consume, which
+     * report it).  0, or -1 with err. */
     int (*list)(void *state, const char *status, size_t limit, int64_t now_ms,
                 char **records_json, sx_error *err);
 
@@ -83,6 +88,16 @@ typedef struct sx_approval_ops {
 
     /* Optional: can the store take requests now?  0, or -1 with err. */
     int (*ready)(void *state, sx_error *err);
+
+    /* Give back a claim that did not run: a "consumed" approval whose
+     * consumed_by is `claimer` becomes "approved" again (the step was
+     * refused before it started, e.g. its work dir was missing), so a
+     * corrected resend can run.  0, or -1 with err "not_consumed" (not
+     * consumed, or by another claimer), "not_found",
+     * "approval_store_unavailable". */
+    int (*release)(void *state, const char *execution_id, const char *step_name,
+                   const char *claimer, int64_t now_ms, char **record_json,
+                   sx_error *err);
 
     /* Fields above are valid for ABI minor 2.  All functions but describe
      * and ready are required; all are concurrent. */

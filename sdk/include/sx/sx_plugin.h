@@ -6,7 +6,8 @@
  * The host checks the descriptor's ABI version, calls init() with a table of
  * host services (sx_host_api), and from then on reaches the plugin through the
  * kind-specific ops table the descriptor points to (sx_step.h, sx_backend.h,
- * sx_sink.h).
+ * sx_sink.h, sx_policy.h, sx_catalog.h, sx_approval.h; sx_service_ops
+ * below).
  *
  * Versioning (the sqlite3_vfs pattern):
  *   - abi_major changes when anything existing changes meaning or layout; the
@@ -23,8 +24,10 @@
  *   1.2  kinds SX_KIND_POLICY (sx_policy.h), SX_KIND_IMAGE_CATALOG
  *        (sx_catalog.h), SX_KIND_APPROVAL (sx_approval.h) and
  *        SX_KIND_SERVICE (sx_service_ops below); sx_host_api.caller_authenticate,
- *        exec_check_script, http_route, bus_subscribe; sx_backend_ops.ready,
- *        sx_sink_ops.ready.
+ *        exec_check_script, http_route, bus_subscribe (with the structs
+ *        sx_http_request / sx_http_response / sx_http_route and the types
+ *        sx_http_handler, sx_event_fn); sx_backend_ops.ready,
+ *        sx_sink_ops.ready; sx_util.h: sx_identity_clear().
  * Every previous minor's headers are kept, frozen, in tests/fixtures/sdk-1.N;
  * plugins built from them must keep loading (tests/unit/test_loader.c,
  * test_abi_layout.c).  Before bumping to 1.3: copy these headers (1.2) byte
@@ -282,6 +285,8 @@ typedef struct sx_host_api {
 
     /* For step types: ask every policy plugin whether this script may run
      * in this execution (its caller, executor and `with` are the host's).
+     * In render(), which gets no sx_exec, pass exec = NULL: the host knows
+     * the render in progress on the calling thread.
      * Returns 0, or -1 with err ("blocked_command", "command_not_allowed",
      * ...) and, when findings is non-NULL, *findings set to a malloc(3)ed
      * JSON array of every finding (or NULL); the caller frees it.  The step

@@ -1,6 +1,6 @@
-/* docker_mask.c - hide secret values in a run's output (docker_mask.h). */
+/* output_mask.c - hide secret values in a run's output (output_mask.h). */
 #define _GNU_SOURCE /* memmem */
-#include "docker_mask.h"
+#include "output_mask.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,17 +1,19 @@
 /*
- * docker_mask.h - hide secret values in a run's output.
+ * output_mask.h - hide secret values in a run's output (a static helper
+ * shared by the container backends, plugins/common; not part of the SDK).
  *
  * The values of the secrets a step uses (environment variables and files
- * from the secret store) are replaced by "********" in stdout and stderr
- * before the host sees them, so a script that prints a secret does not put
+ * from the secret store, or read from Kubernetes Secrets) are replaced by
+ * "********" in stdout and stderr before the host sees them, so a script
+ * that prints a secret does not put
  * it in the reply, the live events or the audit trail.  Output is
  * streamed: a value split across two chunks is still found, at the cost of
  * holding back up to (longest value - 1) bytes of each stream until more
  * arrives or the stream ends.  Values shorter than SX_MASK_MIN bytes are
  * not masked (masking "1" would garble every number).
  */
-#ifndef SX_DOCKER_MASK_H
-#define SX_DOCKER_MASK_H
+#ifndef SX_OUTPUT_MASK_H
+#define SX_OUTPUT_MASK_H
 
 #include <stddef.h>
 
