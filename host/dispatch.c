@@ -314,6 +314,23 @@ static char *admit(sx_host *host, sx_req *r, const sx_origin *origin)
     return print_and_free(o);
 }
 
+/* Step 1 of the policy pipeline alone, for ops that run no step.  Sets
+ * r->policy; returns NULL, or the `rejected` reply. */
+static char *identify(sx_host *host, sx_req *r, const sx_origin *origin)
+{
+    sx_admission in = {
+        .op = r->op, .execution_id = r->execution_id, .step_name = r->step_name,
+        .runbook_id = r->runbook_id, .type = r->type, .claimed_user = r->user,
+        .claimed_groups = r->groups, .n_claimed_groups = r->n_groups, .token = r->token,
+        .origin = origin, .with_json = NULL};
+    sx_error err = {{0}, {0}};
+    if (sx_policy_identify(host, &in, &r->policy, &err) == 0 && r->policy != NULL)
+        return NULL;
+    cJSON *o = reply_new(sx_status_name(SX_STATUS_REJECTED), r);
+    add_error(o, err.code[0] ? err.code : "out_of_memory", err.message);
+    return print_and_free(o);
+}
+
 /* Copy the reply's output fields the audit trail keeps into `rec`. */
 static void finished_fields(cJSON *rec, const cJSON *output)
 {
@@ -623,7 +640,11 @@ static char *op_render(sx_host *host, const sx_req *r)
         add_findings(out, sx_policy_findings_for(r->policy, reply.error.code));
     }
     free(reply.output_json);
-    return print_and_free(out);
+    int refused = reply.status != SX_STATUS_SUCCEEDED;
+    char *text = print_and_free(out);
+    /* a refused render is audited like a refused execute: dry runs must not
+     * be a quiet way to probe the validator */
+    return refused ? audit_refusal(host, r, text) : text;
 }
 
 static cJSON *parse_or_null(char *json)
@@ -746,6 +767,15 @@ static char *op_cancel(sx_host *host, const sx_req *r)
     int rv = sx_executions_cancel(host->executions, r->execution_id, r->step_name);
     if (rv < 0)
         return not_found_reply(r);
+    /* who cancelled what, durable (the run's own records follow) */
+    const sx_identity *id = sx_policy_identity(r->policy);
+    cJSON *rec = sx_record_new_ids("exec.cancel_requested", "cancel_requested", r->execution_id,
+                                   r->step_name, r->runbook_id, id ? id->user : NULL);
+    sx_policy_audit_fields(r->policy, rec);
+    cJSON_AddStringToObject(rec, "outcome", rv == 0 ? "requested" : "already_finished");
+    sx_error err = {{0}, {0}};
+    if (sx_record_commit(host, "exec.cancel_requested", rec, &err) != 0)
+        sx_log(SX_LOG_ERROR, "audit", "could not audit a cancel request: %s", err.message);
     cJSON *out = reply_new("ok", r);
     cJSON_AddStringToObject(out, "cancel", rv == 0 ? "requested" : "already_finished");
     return print_and_free(out);
@@ -772,7 +802,12 @@ char *sx_dispatch(sx_host *host, const char *msg, size_t len, const sx_origin *o
         reply = audit_refusal(host, &r, reply);
     } else {
         int step_op = strcmp(r.op, "execute") == 0 || strcmp(r.op, "render") == 0;
+        /* every op but health names who asks: cancel, status, list and
+         * describe (which shows the policy's setup) too */
+        int other_op = !step_op && strcmp(r.op, "health") != 0;
         if (step_op && (reply = admit(host, &r, origin)) != NULL)
+            reply = audit_refusal(host, &r, reply);
+        else if (other_op && (reply = identify(host, &r, origin)) != NULL)
             reply = audit_refusal(host, &r, reply);
         else if (strcmp(r.op, "execute") == 0)
             reply = op_execute(host, &r, waiter, waiter_arg, parked);

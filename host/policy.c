@@ -341,6 +341,14 @@ static int authorize(sx_host *host, const sx_admission *in, sx_policy_ctx *ctx, 
     return 0;
 }
 
+int sx_policy_identify(sx_host *host, const sx_admission *in, sx_policy_ctx **out, sx_error *err)
+{
+    sx_policy_ctx *ctx = *out = ctx_new(host);
+    if (ctx == NULL)
+        return sx_error_set(err, "out_of_memory", "out of memory");
+    return authenticate_request(host, in, ctx, err);
+}
+
 int sx_policy_admit(sx_host *host, const sx_admission *in, sx_policy_ctx **out, char **findings,
                     sx_error *err)
 {
@@ -362,6 +370,10 @@ int sx_policy_admit(sx_host *host, const sx_admission *in, sx_policy_ctx **out, 
     if (executor) {
         ctx->executor = strdup(executor->name);
         ctx->executor_kind = strdup(executor->kind);
+        if (ctx->executor == NULL || ctx->executor_kind == NULL) { /* never skip the checks */
+            cJSON_Delete(with);
+            return sx_error_set(err, "out_of_memory", "out of memory");
+        }
     } else if (name) {
         ctx->executor = strdup(name);
     }

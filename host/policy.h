@@ -74,6 +74,11 @@ int sx_policy_admit(sx_host *host, const sx_admission *in, sx_policy_ctx **out, 
                     sx_error *err);
 void sx_policy_ctx_free(sx_policy_ctx *ctx);
 
+/* Step 1 alone (authenticate), for the ops that run no step: status,
+ * cancel, list, describe.  *out as for sx_policy_admit.  0, or -1 with err
+ * (unauthenticated, unsupported_parameter). */
+int sx_policy_identify(sx_host *host, const sx_admission *in, sx_policy_ctx **out, sx_error *err);
+
 /* The verified (or trusted) identity; user may be NULL.  Borrowed. */
 const sx_identity *sx_policy_identity(const sx_policy_ctx *ctx);
 /* The final `with` ("{}" at least).  Borrowed. */

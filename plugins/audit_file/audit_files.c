@@ -408,7 +408,10 @@ static int open_current(const char *path, sx_afile_state *st, int may_move, sx_e
         return sx_error_set(err, "invalid_config", "cannot stat %s: %s", path, strerror(e));
     }
     if (!S_ISREG(sb.st_mode))
-        return 0; /* a device or pipe: the chain starts afresh, nothing rotates */
+        /* a device or pipe: the chain starts afresh, nothing rotates; one
+         * that cannot be fdatasync()ed (a pipe, tty, /dev/stdout) fails
+         * every record, so no step runs (fails closed; docs/audit.md) */
+        return 0;
     st->regular = 1;
     if (created && sx_afile_sync_dir(path) != 0) {
         close(fd);

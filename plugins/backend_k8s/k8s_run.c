@@ -65,6 +65,32 @@
 /* Runtime                                                              */
 /* ------------------------------------------------------------------ */
 
+/* The start-up reconciliation, 2 s after the instance was created unless
+ * it is destroyed first (--check-config), or a run did it already (each
+ * run reconciles first when nothing has yet). */
+static void *delayed_reconcile(void *arg)
+{
+    sx_k8s_runtime *rt = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    pthread_mutex_lock(&rt->stop_lock);
+    while (!rt->stopping && pthread_cond_timedwait(&rt->stop_cv, &rt->stop_lock, &until) == 0)
+        ;
+    int stop = rt->stopping;
+    pthread_mutex_unlock(&rt->stop_lock);
+    if (stop)
+        return NULL;
+    sx_k8s_instance *inst = rt->inst;
+    long ms = inst->cfg.api_timeout_ms < 5000 ? (long)inst->cfg.api_timeout_ms : 5000;
+    sx_error re;
+    if (sx_k8s_reconcile(inst, ms, &re) < 0)
+        inst->plugin->host->log(inst->plugin->ctx, SX_LOG_WARN,
+                                "executor %s: %s; the reconciliation of earlier Jobs runs before the "
+                                "first execution", inst->name, re.message);
+    return NULL;
+}
+
 sx_k8s_runtime *sx_k8s_runtime_new(sx_k8s_instance *inst, sx_error *err)
 {
     sx_k8s_runtime *rt = calloc(1, sizeof *rt);
@@ -78,13 +104,10 @@ sx_k8s_runtime *sx_k8s_runtime_new(sx_k8s_instance *inst, sx_error *err)
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->reconcile_lock, NULL);
     inst->rt = rt;
-    const sx_host_api *h = inst->plugin->host;
-    long ms = inst->cfg.api_timeout_ms < 5000 ? (long)inst->cfg.api_timeout_ms : 5000;
-    sx_error re;
-    if (inst->client && sx_k8s_reconcile(inst, ms, &re) < 0)
-        h->log(inst->plugin->ctx, SX_LOG_WARN,
-               "executor %s: %s; the reconciliation of earlier Jobs runs before the first "
-               "execution", inst->name, re.message);
+    pthread_mutex_init(&rt->stop_lock, NULL);
+    pthread_cond_init(&rt->stop_cv, NULL);
+    if (inst->client)
+        rt->reconciler_started = pthread_create(&rt->reconciler, NULL, delayed_reconcile, rt) == 0;
     return rt;
 }
 
@@ -92,6 +115,15 @@ void sx_k8s_runtime_free(sx_k8s_runtime *rt)
 {
     if (rt == NULL)
         return;
+    if (rt->reconciler_started) {
+        pthread_mutex_lock(&rt->stop_lock);
+        rt->stopping = 1;
+        pthread_cond_signal(&rt->stop_cv);
+        pthread_mutex_unlock(&rt->stop_lock);
+        pthread_join(rt->reconciler, NULL);
+    }
+    pthread_mutex_destroy(&rt->stop_lock);
+    pthread_cond_destroy(&rt->stop_cv);
     pthread_mutex_destroy(&rt->lock);
     pthread_mutex_destroy(&rt->reconcile_lock);
     free(rt);
@@ -998,7 +1030,9 @@ static outcome follow(run_ctx *r, sx_error *err)
          * and the image pull are part of it.  (The script is not PID 1, so
          * the Job controller's deletion at its deadline ends it at once.) */
         r->deadline = r->t_created + timeout_s;
-        if (r->stop == SX_TERM_NONE) {
+        /* a container that has exited keeps its exit code: only the log's
+         * grace is left (LOG_AFTER_EXIT_S), no timeout or cancel wins now */
+        if (r->stop == SX_TERM_NONE && !r->pod.terminated) {
             if (r->host->exec_cancelled(r->exec))
                 r->stop = SX_TERM_CANCELLED;
             else if (now >= r->deadline)
@@ -1054,7 +1088,9 @@ static outcome follow(run_ctx *r, sx_error *err)
             }
         }
         /* wait for the network, the cancel fd, or the next deadline */
-        double until = r->stop != SX_TERM_NONE ? stop_until : r->deadline;
+        double until = r->stop != SX_TERM_NONE ? stop_until
+                       : r->pod.terminated ? r->pod.terminated_at + LOG_AFTER_EXIT_S
+                                           : r->deadline;
         long ms = (long)((until - sx_now_monotonic()) * 1000.0) + 1;
         if (r->stop == SX_TERM_NONE) {
             ms = sx_k8s_watch_wait_ms(&r->watch, ms);

@@ -19,6 +19,15 @@ struct sx_k8s_runtime {
     pthread_mutex_t reconcile_lock; /* one reconciliation at a time */
     int reconciled;             /* atomic reads */
     int collected, orphans_deleted, secrets_deleted;
+    /* the start-up reconciliation runs on its own thread a moment after the
+     * instance is created, so that `--check-config` (which creates the
+     * instances and exits) never deletes the Jobs of the live host it
+     * checks for */
+    pthread_t reconciler;
+    int reconciler_started;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cv;
+    int stopping;
 };
 
 /* The JSON body of DELETE with background propagation, and the query. */

@@ -171,6 +171,13 @@ int sx_k8s_watch_pump(sx_k8s_watch *w, const sx_k8s_call *call, long down_budget
         w->s = NULL;
         failed(w);
     }
+    /* a reconnect that got its answer ends the outage: a later break gets
+     * the whole budget again, not what is left of this one */
+    if (w->s && (w->failures || w->down_since) && sx_k8s_stream_status(w->s) / 100 == 2 &&
+        !w->stream_err.code[0]) {
+        w->failures = 0;
+        w->down_since = 0;
+    }
     if (w->s && sx_k8s_stream_done(w->s)) {
         long status = sx_k8s_stream_status(w->s);
         sx_error e;

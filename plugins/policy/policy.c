@@ -72,6 +72,14 @@ static int policy_init(sx_plugin_ctx *ctx, const sx_host_api *host, void **state
         policy_fini(p);
         return -1;
     }
+    if (p->sec.required_permission == NULL || p->sec.required_permission[0] == '\0')
+        host->log(ctx, SX_LOG_WARN, "security.required_permission is empty: every verified caller "
+                  "may run steps on every executor that rbac.executor_permissions does not name");
+    if (p->ident.jwt_on && (p->ident.jwt.issuer == NULL || p->ident.jwt.audience == NULL))
+        host->log(ctx, SX_LOG_WARN, "identity.jwt: %s not set, so not checked: a token the same "
+                  "key signed for another service or issuer is accepted; set both",
+                  p->ident.jwt.issuer == NULL && p->ident.jwt.audience == NULL ? "issuer and audience"
+                  : p->ident.jwt.issuer == NULL ? "issuer" : "audience");
     p->validator.blocked = &p->sec.blocked_commands;
     p->validator.max_script_size = p->sec.max_script_size;
     p->validator.max_script_lines = p->sec.max_script_lines;

@@ -127,10 +127,16 @@ static void stop(sx_harness *h)
     ck_assert_msg(rc == 0, "host exited with status %d", rc);
 }
 
+static char *token(const char *sub, const char *groups);
+
 /* The bound URL of the host's HTTP listener, from describe. */
 static void api_url(sx_harness *h, char *out, size_t size)
 {
-    cJSON *d = sx_harness_call(h, "{\"op\":\"describe\"}");
+    char *tok = token("observer", "[\"sre\"]"), *req;
+    ck_assert_int_ge(asprintf(&req, "{\"op\":\"describe\",\"caller\":{\"token\":\"%s\"}}", tok), 0);
+    cJSON *d = sx_harness_call(h, req);
+    free(req);
+    free(tok);
     ck_assert_ptr_nonnull(d);
     const cJSON *ls = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "http"), "listeners");
     const char *url = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ls, 0), "url"));

@@ -35,7 +35,6 @@ static const char *KUBECONFIG =
     "- name: nowhere\n"
     "  cluster:\n"
     "    server: https://127.0.0.1:9\n"
-    "    insecure-skip-tls-verify: true\n"
     "users:\n"
     "- name: u\n"
     "  user:\n"

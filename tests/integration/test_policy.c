@@ -484,7 +484,21 @@ END_TEST
 
 START_TEST(describe_shows_policy_without_secrets)
 {
-    cJSON *r = sx_harness_call(&H, "{\"op\":\"describe\"}");
+    /* describe, status, cancel and list name their caller too */
+    const char *anon[] = {"{\"op\":\"describe\"}", "{\"op\":\"list\"}",
+                          "{\"op\":\"cancel\",\"execution_id\":\"x\",\"step_name\":\"s\"}",
+                          "{\"op\":\"status\",\"execution_id\":\"x\",\"step_name\":\"s\"}"};
+    for (size_t i = 0; i < sizeof anon / sizeof anon[0]; i++) {
+        cJSON *a = sx_harness_call(&H, anon[i]);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_msg(strcmp(sx_json_str(a, "error.code"), "unauthenticated") == 0, "%s", anon[i]);
+        cJSON_Delete(a);
+    }
+    char *tok = token("alice", "[\"sre\"]", 300), *req;
+    ck_assert_int_ge(asprintf(&req, "{\"op\":\"describe\",\"caller\":{\"token\":\"%s\"}}", tok), 0);
+    cJSON *r = sx_harness_call(&H, req);
+    free(req);
+    free(tok);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(sx_json_str(r, "auth.mode"), "jwt_or_peer_uid");
     const cJSON *pol = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "policies"), 0);
