@@ -65,7 +65,7 @@
 /* Runtime                                                              */
 /* ------------------------------------------------------------------ */
 
-/* The start-up reconciliation, 2 s after the instance was created unless
+/* The start-up reconciliation, 0.5 s after the instance was created unless
  * it is destroyed first (--check-config), or a run did it already (each
  * run reconciles first when nothing has yet). */
 static void *delayed_reconcile(void *arg)
@@ -73,7 +73,11 @@ static void *delayed_reconcile(void *arg)
     sx_k8s_runtime *rt = arg;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 2;
+    until.tv_nsec += 500 * 1000000L; /* --check-config destroys its instances well before */
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&rt->stop_lock);
     while (!rt->stopping && pthread_cond_timedwait(&rt->stop_cv, &rt->stop_lock, &until) == 0)
         ;
@@ -88,6 +92,7 @@ static void *delayed_reconcile(void *arg)
         inst->plugin->host->log(inst->plugin->ctx, SX_LOG_WARN,
                                 "executor %s: %s; the reconciliation of earlier Jobs runs before the "
                                 "first execution", inst->name, re.message);
+    __atomic_store_n(&rt->startup_attempted, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -152,6 +157,8 @@ cJSON *sx_k8s_runtime_describe(const sx_k8s_instance *inst)
                                            : "not yet known (found at the first run)");
     cJSON_AddBoolToObject(o, "reconciled",
                           rt && __atomic_load_n(&rt->reconciled, __ATOMIC_ACQUIRE));
+    cJSON_AddBoolToObject(o, "startup_reconciliation_attempted",
+                          rt && __atomic_load_n(&rt->startup_attempted, __ATOMIC_ACQUIRE));
     if (inst->client) {
         sx_k8s_counts c;
         sx_k8s_client_counts(inst->client, &c);

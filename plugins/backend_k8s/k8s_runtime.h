@@ -28,6 +28,8 @@ struct sx_k8s_runtime {
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cv;
     int stopping;
+    int startup_attempted;      /* the delayed start-up reconciliation ran (ok or
+                                   not); atomic reads */
 };
 
 /* The JSON body of DELETE with background propagation, and the query. */

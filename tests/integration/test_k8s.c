@@ -343,11 +343,33 @@ static char *config_text(const char *extra)
     return c;
 }
 
+/* The start-up reconciliation runs on its own thread a moment after the
+ * host starts (never from --check-config): wait until every Kubernetes
+ * executor says it is done, so that runs measure only their own requests
+ * and restarts find their orphans collected. */
+static void wait_reconciled(void)
+{
+    double until = now_s() + 20;
+    for (;;) {
+        cJSON *d = sx_harness_call(&H, "{\"op\":\"describe\"}");
+        ck_assert_ptr_nonnull(d);
+        char *text = cJSON_PrintUnformatted(d);
+        cJSON_Delete(d);
+        int done = strstr(text, "\"startup_reconciliation_attempted\":false") == NULL;
+        free(text);
+        if (done)
+            return;
+        ck_assert_msg(now_s() < until, "the start-up reconciliation was not attempted in 20 s");
+        usleep(50 * 1000);
+    }
+}
+
 static void host_start(const char *extra)
 {
     char *cfg = config_text(extra);
     ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
     free(cfg);
+    wait_reconciled();
 }
 
 static void host_stop(void)
@@ -1381,6 +1403,7 @@ START_TEST(script_path_text_is_checked_by_the_policy)
                                     "        permissions: [\"executors.use.*\"]\n"
                                     "    bindings:\n      - {role: all, groups: [sre]}\n", b), 0);
     ck_assert_int_eq(sx_harness_start(&H, cfg), 0);
+    wait_reconciled();
     free(base);
     free(a);
     free(b);
