@@ -544,7 +544,14 @@ class T(unittest.TestCase):
         c.close()
         self.assertEqual(body, b"first\nsecond\n")
         self.assertGreater(time.time() - t0, 0.5)
-        p = self.api.ok("GET", PODS + "/" + p["metadata"]["name"])
+        # the log ends when the container exits; the kubelet reports the
+        # terminated state a moment later (as a real one does)
+        name = p["metadata"]["name"]
+        deadline = time.time() + 10
+        p = self.api.ok("GET", PODS + "/" + name)
+        while not terminated(p) and time.time() < deadline:
+            time.sleep(0.05)
+            p = self.api.ok("GET", PODS + "/" + name)
         self.assertTrue(terminated(p))
 
     def test_delete_background_gc_and_orphan(self):
