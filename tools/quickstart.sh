@@ -24,4 +24,6 @@ done
 echo "host running (pid $host), log /tmp/script-executor/host.log, audit /tmp/script-executor/audit.log"
 build/bin/sxctl run configs/examples/native-check.yaml
 echo "audit records written: $(wc -l < /tmp/script-executor/audit.log)"
-[ $keep -eq 1 ] && echo "host left running: build/bin/sxctl describe | health | exec -- 'echo hi'; stop with kill $host"
+if [ $keep -eq 1 ]; then
+  echo "host left running: build/bin/sxctl describe | health | exec -- 'echo hi'; stop with kill $host"
+fi
